@@ -1,0 +1,99 @@
+"""Validate the answers before cookiecutter writes anything.
+
+Cookiecutter renders this file, then runs it; a non-zero exit makes it delete the
+half-made project. Answers are read as JSON from a raw string, so no value can
+ever become code here. The checks are plain functions that tests import.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+import sys
+
+# Airflow 3.3.2 itself runs on 3.10 to 3.14, but its current providers need 3.11 or newer,
+# and the pinned set in constraints.txt is resolved and tested for these versions.
+SUPPORTED_PYTHON = ("3.11", "3.12", "3.13")
+EXECUTORS = ("LocalExecutor", "CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor")
+
+# Names a project package must not take: they would shadow Airflow, the project's own
+# top-level folders (all on sys.path when Airflow parses DAGs) or the test runner.
+SHADOWED_NAMES = frozenset(
+    {"airflow", "dags", "plugins", "tests", "test", "config", "deploy", "scripts", "conftest"}
+    | {"celery", "kubernetes", "pendulum", "pytest", "sqlalchemy", "yaml"}
+) | frozenset(sys.stdlib_module_names)
+
+SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\Z")
+SINGLE_LINE_FIELDS = ("project_name", "description", "owner_team", "contact_email")
+
+
+class InvalidAnswer(ValueError):
+    """One answer that cannot produce a working project."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+def check_single_line(field: str, value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidAnswer(field, "must not be empty")
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise InvalidAnswer(field, "must be a single line without control characters")
+
+
+def check_slug(slug: str) -> None:
+    if "/" in slug or "\\" in slug or ".." in slug:
+        raise InvalidAnswer("project_slug", f"{slug!r} must be a plain folder name, not a path")
+    if not SLUG_PATTERN.match(slug):
+        raise InvalidAnswer(
+            "project_slug",
+            f"{slug!r} must start with a lowercase letter and use only a-z, 0-9 and _",
+        )
+    if keyword.iskeyword(slug):
+        raise InvalidAnswer("project_slug", f"{slug!r} is a Python keyword")
+    if slug in SHADOWED_NAMES:
+        raise InvalidAnswer("project_slug", f"{slug!r} would shadow the module of the same name")
+
+
+def check_email(email: str) -> None:
+    if not EMAIL_PATTERN.match(email):
+        raise InvalidAnswer("contact_email", f"{email!r} is not an email address")
+
+
+def check_python(version: str) -> None:
+    if version not in SUPPORTED_PYTHON:
+        raise InvalidAnswer(
+            "python_version",
+            f"Python {version!r} is not supported by this template's pinned Airflow 3.3.2 set; "
+            f"choose one of {', '.join(SUPPORTED_PYTHON)}",
+        )
+
+
+def validate(answers: dict) -> None:
+    """Raise InvalidAnswer for the first answer that cannot work."""
+    for field in SINGLE_LINE_FIELDS:
+        check_single_line(field, answers[field])
+    check_slug(answers["project_slug"])
+    check_email(answers["contact_email"])
+    if answers["executor"] not in EXECUTORS:
+        raise InvalidAnswer("executor", f"{answers['executor']!r} is not one of {', '.join(EXECUTORS)}")
+    check_python(answers["python_version"])
+    if not isinstance(answers["include_examples"], bool):
+        raise InvalidAnswer("include_examples", "must be yes or no")
+
+
+def main() -> int:
+    answers = json.loads(r"""{{ cookiecutter | tojson }}""")
+    try:
+        validate(answers)
+    except InvalidAnswer as error:
+        print(f"ERROR: invalid answer for {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

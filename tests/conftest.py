@@ -1,0 +1,130 @@
+"""Bake projects once per test session and share them: the harness every tier builds on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cookiecutter.main import cookiecutter
+from filelock import FileLock
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+TOOLS_BIN = Path(sys.executable).parent
+VENV_CACHE = TEMPLATE_DIR / ".cache" / "venvs"
+OPTIONS = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+PUBLIC_OPTIONS = {name for name in OPTIONS if not name.startswith("_")}
+
+# Named bakes: every executor, and every other option value at least once.
+VARIANTS: dict[str, dict] = {
+    "local": {"executor": "LocalExecutor"},
+    "celery": {"executor": "CeleryExecutor"},
+    "kubernetes": {"executor": "KubernetesExecutor"},
+    "hybrid": {"executor": "CeleryKubernetesExecutor"},
+    "no-examples": {"executor": "CeleryExecutor", "include_examples": False},
+    "python311": {"python_version": "3.11"},
+    "python313": {"python_version": "3.13"},
+}
+
+
+def check_overrides(overrides: dict) -> None:
+    # Cookiecutter silently ignores unknown extra_context keys: a typo would test the defaults.
+    unknown = set(overrides) - PUBLIC_OPTIONS
+    if unknown:
+        raise KeyError(f"not options in cookiecutter.json: {sorted(unknown)}")
+
+
+def bake(output_dir: Path, **overrides) -> Path:
+    check_overrides(overrides)
+    return Path(
+        cookiecutter(str(TEMPLATE_DIR), no_input=True, extra_context=overrides, output_dir=str(output_dir))
+    )
+
+
+def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, timeout: float = 600):
+    result = subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@dataclass
+class BakedProject:
+    path: Path
+    overrides: dict
+
+    def answer(self, name: str):
+        """The value cookiecutter used: the override, else the default (a choice's first entry)."""
+        default = OPTIONS[name]
+        return self.overrides.get(name, default[0] if isinstance(default, list) else default)
+
+    @property
+    def slug(self) -> str:
+        return self.path.name
+
+    def files(self) -> set[str]:
+        return {str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file()}
+
+    def read(self, relative: str) -> str:
+        return (self.path / relative).read_text()
+
+    def copy_to(self, destination: Path) -> BakedProject:
+        shutil.copytree(self.path, destination / self.slug, symlinks=True)
+        return BakedProject(destination / self.slug, self.overrides)
+
+
+@pytest.fixture(scope="session")
+def baked(tmp_path_factory):
+    """baked(name) bakes a named variant once per session (per xdist worker) and shares it."""
+    cache: dict[str, BakedProject] = {}
+
+    def get(name: str) -> BakedProject:
+        if name not in cache:
+            output = tmp_path_factory.mktemp(f"bake-{name}")
+            cache[name] = BakedProject(bake(output, **VARIANTS[name]), VARIANTS[name])
+        return cache[name]
+
+    return get
+
+
+def python_for(version: str) -> str:
+    """The interpreter for a Python version, as uv finds it (PATH, pyenv shims, uv-managed)."""
+    return run([str(TOOLS_BIN / "uv"), "python", "find", version], cwd=TEMPLATE_DIR).stdout.strip()
+
+
+def project_venv(project: BakedProject) -> Path:
+    """A venv with the project's own requirements-dev.txt, built once per distinct set and cached."""
+    inputs = [project.read(name) for name in ("requirements.txt", "requirements-dev.txt", "constraints.txt")]
+    key = hashlib.sha256("\0".join([project.answer("python_version"), *inputs]).encode()).hexdigest()[:16]
+    venv = VENV_CACHE / key
+    VENV_CACHE.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(venv) + ".lock"):
+        if not (venv / ".complete").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            uv = str(TOOLS_BIN / "uv")
+            run([uv, "venv", "--quiet", "--python", python_for(project.answer("python_version")), str(venv)],
+                cwd=project.path)
+            run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+                 "-r", "requirements-dev.txt"], cwd=project.path, timeout=1200)
+            (venv / ".complete").touch()
+    return venv
+
+
+def airflow_env(project: Path, venv: Path, home: Path) -> dict[str, str]:
+    """The environment the project's Makefile gives Airflow, with state kept in `home`."""
+    return {
+        **os.environ,
+        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW_CONFIG": str(project / "config" / "airflow.cfg"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(project / "plugins"),
+    }

@@ -1,0 +1,246 @@
+"""Render tier: every variant bakes into exactly the expected, clean, parseable files."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import stat
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, run
+
+ALL_VARIANTS = pytest.mark.parametrize("variant", sorted(VARIANTS))
+EXECUTOR_VARIANTS = pytest.mark.parametrize("variant", ["local", "celery", "kubernetes", "hybrid"])
+
+BASE_FILES = {
+    ".airflowignore",
+    ".env",
+    ".env.example",
+    ".gitignore",
+    "Makefile",
+    "README.md",
+    "config/airflow.cfg",
+    "config/pools.json",
+    "constraints.txt",
+    "dags/README.md",
+    "plugins/{slug}/__init__.py",
+    "plugins/{slug}/dag_defaults.py",
+    "pyproject.toml",
+    "requirements-dev.txt",
+    "requirements.txt",
+    "scripts/run_local.sh",
+    "tests/conftest.py",
+    "tests/test_config.py",
+    "tests/test_dag_integrity.py",
+    "tests/test_dag_policy.py",
+}
+EXAMPLE_FILES = {"dags/example_safe_taskflow.py", "plugins/{slug}/sample_orders.py", "tests/test_sample_orders.py"}
+HYBRID_EXAMPLE_FILES = {"dags/example_kubernetes_offload.py"}
+
+# executor choice -> ([core] executor, executor-specific cfg sections, executor-specific providers)
+EXECUTORS = {
+    "LocalExecutor": ("LocalExecutor", set(), set()),
+    "CeleryExecutor": ("CeleryExecutor", {"celery"}, {"apache-airflow-providers-celery"}),
+    "KubernetesExecutor": ("KubernetesExecutor", {"kubernetes_executor"}, {"apache-airflow-providers-cncf-kubernetes"}),
+    "CeleryKubernetesExecutor": (
+        "CeleryExecutor,KubernetesExecutor",
+        {"celery", "kubernetes_executor"},
+        {"apache-airflow-providers-celery", "apache-airflow-providers-cncf-kubernetes"},
+    ),
+}
+SECRET_NAMES = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY")
+
+
+def expected_files(project: BakedProject) -> set[str]:
+    files = set(BASE_FILES)
+    if project.answer("include_examples"):
+        files |= EXAMPLE_FILES
+        if project.answer("executor") == "CeleryKubernetesExecutor":
+            files |= HYBRID_EXAMPLE_FILES
+    return {name.format(slug=project.slug) for name in files}
+
+
+def read_env(project: BakedProject) -> dict[str, str]:
+    lines = project.read(".env").splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def requirement_names(text: str) -> set[str]:
+    names = set()
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.add(re.split(r"[=<>;\[ ]", line, maxsplit=1)[0].lower())
+    return names
+
+
+@ALL_VARIANTS
+def test_no_template_syntax_is_left(baked, variant):
+    project = baked(variant)
+    leftovers = [
+        f"{name}: {marker}"
+        for name in sorted(project.files())
+        for marker in ("cookiecutter.", "{%", "%}")
+        if marker in project.read(name)
+    ]
+    assert not leftovers
+
+
+@ALL_VARIANTS
+def test_file_set_is_exactly_the_expected_one(baked, variant):
+    project = baked(variant)
+    assert project.files() == expected_files(project)
+
+
+@ALL_VARIANTS
+def test_structured_files_parse(baked, variant):
+    project = baked(variant)
+    for name in project.files():
+        text = project.read(name)
+        if name.endswith((".yaml", ".yml")):
+            yaml.safe_load(text)
+        elif name.endswith(".json"):
+            json.loads(text)
+        elif name.endswith(".toml"):
+            tomllib.loads(text)
+        elif name.endswith(".cfg"):
+            configparser.ConfigParser(interpolation=None).read_string(text)
+    pools = json.loads(project.read("config/pools.json"))
+    assert "default_pool" in pools and all(pool["slots"] > 0 for pool in pools.values())
+
+
+@ALL_VARIANTS
+def test_python_is_ruff_clean_and_formatted(baked, variant):
+    project = baked(variant)
+    run([str(TOOLS_BIN / "ruff"), "check", "--no-cache", "."], cwd=project.path)
+    run([str(TOOLS_BIN / "ruff"), "format", "--no-cache", "--check", "."], cwd=project.path)
+
+
+@ALL_VARIANTS
+def test_shell_scripts_pass_shellcheck(baked, variant):
+    project = baked(variant)
+    scripts = sorted(str(path) for path in project.path.rglob("*.sh"))
+    assert scripts
+    run([str(TOOLS_BIN / "shellcheck"), *scripts], cwd=project.path)
+    assert all(Path(script).stat().st_mode & stat.S_IXUSR for script in scripts)
+
+
+@EXECUTOR_VARIANTS
+def test_airflow_cfg_matches_the_executor(baked, variant):
+    project = baked(variant)
+    core_executor, sections, _ = EXECUTORS[project.answer("executor")]
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read_string(project.read("config/airflow.cfg"))
+    assert cfg["core"]["executor"] == core_executor
+    all_executor_sections = {"celery", "kubernetes_executor"}
+    assert set(cfg.sections()) & all_executor_sections == sections
+    # LocalExecutor forks its workers on the scheduler's machine, so it gets fewer slots.
+    expected_parallelism = "16" if core_executor == "LocalExecutor" else "64"
+    assert cfg["core"]["parallelism"] == expected_parallelism
+
+
+@EXECUTOR_VARIANTS
+def test_requirements_install_the_executors_providers(baked, variant):
+    project = baked(variant)
+    _, _, providers = EXECUTORS[project.answer("executor")]
+    all_executor_providers = {"apache-airflow-providers-celery", "apache-airflow-providers-cncf-kubernetes"}
+    names = requirement_names(project.read("requirements.txt"))
+    assert names & all_executor_providers == providers
+    assert {"apache-airflow", "apache-airflow-providers-standard", "apache-airflow-providers-postgres"} <= names
+    assert "-c constraints.txt" in project.read("requirements.txt").splitlines()
+
+
+def test_constraints_pin_every_requirement_to_one_version(baked):
+    project = baked("hybrid")
+    pins = {}
+    for line in project.read("constraints.txt").splitlines():
+        if line and not line.startswith((" ", "#")):
+            requirement = line.split(";", 1)[0].strip()
+            name, _, version = requirement.partition("==")
+            assert version, f"not an exact pin: {line}"
+            pins.setdefault(name.lower(), set()).add(version)
+    wanted = requirement_names(project.read("requirements.txt")) | requirement_names(
+        project.read("requirements-dev.txt")
+    )
+    assert wanted <= set(pins), f"not pinned: {wanted - set(pins)}"
+    assert pins["apache-airflow"] == {"3.3.2"}
+    assert all(version < "5.7" for version in pins["celery"]), "celery 5.7 breaks CeleryExecutor on Airflow 3.3.2"
+    # The template lints baked projects with its own ruff: it must be the project's version.
+    template_ruff = re.search(r"^ruff==(\S+)", (TEMPLATE_DIR / "requirements-dev.txt").read_text(), re.M)[1]
+    assert pins["ruff"] == {template_ruff}
+
+
+@pytest.mark.parametrize("variant", ["local", "python311", "python313"])
+def test_python_version_reaches_every_tool(baked, variant):
+    project = baked(variant)
+    version = project.answer("python_version")
+    pyproject = tomllib.loads(project.read("pyproject.toml"))
+    assert pyproject["project"]["requires-python"] == f">={version}"
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + version.replace(".", "")
+    assert f"PYTHON_VERSION := {version}" in project.read("Makefile")
+
+
+@pytest.mark.parametrize("variant", ["celery", "no-examples"])
+def test_example_switch_controls_dags(baked, variant):
+    project = baked(variant)
+    dag_files = {name for name in project.files() if name.startswith("dags/") and name.endswith(".py")}
+    assert bool(dag_files) is project.answer("include_examples")
+
+
+def test_same_answers_give_byte_identical_tracked_files(tmp_path):
+    first = BakedProject(bake(tmp_path / "first", **VARIANTS["hybrid"]), VARIANTS["hybrid"])
+    second = BakedProject(bake(tmp_path / "second", **VARIANTS["hybrid"]), VARIANTS["hybrid"])
+    tracked = first.files() - {".env"}
+    assert tracked == second.files() - {".env"}
+    assert [name for name in sorted(tracked) if first.read(name) != second.read(name)] == []
+    assert read_env(first) != read_env(second), "each bake must get fresh secrets"
+
+
+@EXECUTOR_VARIANTS
+def test_env_file_holds_fresh_secrets_that_nothing_tracked_contains(baked, variant):
+    project = baked(variant)
+    env = read_env(project)
+    assert set(env) == set(SECRET_NAMES)
+    assert all(len(value) >= 40 for value in env.values())
+    assert stat.S_IMODE((project.path / ".env").stat().st_mode) == 0o600
+    for name in project.files() - {".env"}:
+        text = project.read(name)
+        assert not any(secret in text for secret in env.values()), f"a secret leaked into {name}"
+    assert set(SECRET_NAMES) <= set(re.findall(r"^(\w+)=", project.read(".env.example"), re.M))
+
+
+def test_env_file_is_git_ignored(baked, tmp_path):
+    project = baked("local").copy_to(tmp_path)
+    generated = project.files()
+    run(["git", "init", "--quiet"], cwd=project.path)
+    run(["git", "add", "--all"], cwd=project.path)
+    tracked = set(run(["git", "ls-files"], cwd=project.path).stdout.split())
+    assert ".env" not in tracked
+    assert tracked == generated - {".env"}
+
+
+def test_fernet_key_is_a_valid_fernet_key(baked):
+    import base64
+
+    key = read_env(baked("local"))["AIRFLOW__CORE__FERNET_KEY"]
+    assert len(base64.urlsafe_b64decode(key)) == 32
+
+
+def test_unknown_override_keys_are_refused(tmp_path):
+    with pytest.raises(KeyError, match="executer"):
+        bake(tmp_path, executer="CeleryExecutor")
+
+
+def test_readme_tree_lists_every_generated_file(baked):
+    # The generated README's layout section must match what is generated.
+    project = baked("hybrid")
+    readme = project.read("README.md")
+    missing = sorted(
+        name for name in project.files() if name != ".env" and Path(name).name not in readme and name not in readme
+    )
+    assert not missing
+
