@@ -26,6 +26,8 @@ SHADOWED_NAMES = frozenset(
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\Z")
+# The owner shows in the UI and routes alerts, so it stays a short, plain name.
+OWNER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}\Z")
 SINGLE_LINE_FIELDS = ("project_name", "description", "owner_team", "contact_email")
 
 
@@ -63,6 +65,11 @@ def check_email(email: str) -> None:
         raise InvalidAnswer("contact_email", f"{email!r} is not an email address")
 
 
+def check_owner(owner: str) -> None:
+    if not OWNER_PATTERN.match(owner):
+        raise InvalidAnswer("owner_team", f"{owner!r} must be 1-64 letters, digits, spaces, '.', '_' or '-'")
+
+
 def check_python(version: str) -> None:
     if version not in SUPPORTED_PYTHON:
         raise InvalidAnswer(
@@ -78,6 +85,7 @@ def validate(answers: dict) -> None:
         check_single_line(field, answers[field])
     check_slug(answers["project_slug"])
     check_email(answers["contact_email"])
+    check_owner(answers["owner_team"])
     if answers["executor"] not in EXECUTORS:
         raise InvalidAnswer("executor", f"{answers['executor']!r} is not one of {', '.join(EXECUTORS)}")
     check_python(answers["python_version"])

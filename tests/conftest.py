@@ -15,6 +15,13 @@ import pytest
 from cookiecutter.main import cookiecutter
 from filelock import FileLock
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the template's tools also run on Python 3.10
+    import tomli as tomllib
+
+__all__ = ["tomllib"]
+
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 TOOLS_BIN = Path(sys.executable).parent
 VENV_CACHE = TEMPLATE_DIR / ".cache" / "venvs"
@@ -42,9 +49,7 @@ def check_overrides(overrides: dict) -> None:
 
 def bake(output_dir: Path, **overrides) -> Path:
     check_overrides(overrides)
-    return Path(
-        cookiecutter(str(TEMPLATE_DIR), no_input=True, extra_context=overrides, output_dir=str(output_dir))
-    )
+    return Path(cookiecutter(str(TEMPLATE_DIR), no_input=True, extra_context=overrides, output_dir=str(output_dir)))
 
 
 def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, timeout: float = 600):
@@ -110,10 +115,24 @@ def project_venv(project: BakedProject) -> Path:
         if not (venv / ".complete").exists():
             shutil.rmtree(venv, ignore_errors=True)
             uv = str(TOOLS_BIN / "uv")
-            run([uv, "venv", "--quiet", "--python", python_for(project.answer("python_version")), str(venv)],
-                cwd=project.path)
-            run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                 "-r", "requirements-dev.txt"], cwd=project.path, timeout=1200)
+            run(
+                [uv, "venv", "--quiet", "--python", python_for(project.answer("python_version")), str(venv)],
+                cwd=project.path,
+            )
+            run(
+                [
+                    uv,
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--python",
+                    str(venv / "bin" / "python"),
+                    "-r",
+                    "requirements-dev.txt",
+                ],
+                cwd=project.path,
+                timeout=1200,
+            )
             (venv / ".complete").touch()
     return venv
 

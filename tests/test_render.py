@@ -6,12 +6,11 @@ import configparser
 import json
 import re
 import stat
-import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, run
+from conftest import TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, run, tomllib
 
 ALL_VARIANTS = pytest.mark.parametrize("variant", sorted(VARIANTS))
 EXECUTOR_VARIANTS = pytest.mark.parametrize("variant", ["local", "celery", "kubernetes", "hybrid"])
@@ -243,4 +242,3 @@ def test_readme_tree_lists_every_generated_file(baked):
         name for name in project.files() if name != ".env" and Path(name).name not in readme and name not in readme
     )
     assert not missing
-

@@ -1,0 +1,187 @@
+"""Hooks: bad answers are refused with one clear message and leave nothing behind;
+hostile values are data, never code; the post-gen hook is safe to run again."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+
+import pytest
+from conftest import OPTIONS, TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, run, tomllib
+
+
+def load_hook(name: str):
+    spec = importlib.util.spec_from_file_location(name, TEMPLATE_DIR / "hooks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pre_gen = load_hook("pre_gen_project")
+post_gen = load_hook("post_gen_project")
+
+
+def default_answers(**overrides) -> dict:
+    answers = {name: value[0] if isinstance(value, list) else value for name, value in OPTIONS.items()}
+    answers["project_slug"] = "data_platform_airflow"
+    return answers | overrides
+
+
+BAD_ANSWERS = [
+    ("project_slug", "../escape"),
+    ("project_slug", "nested/path"),
+    ("project_slug", "1st_project"),
+    ("project_slug", "My-Project"),
+    ("project_slug", "with space"),
+    ("project_slug", "airflow"),
+    ("project_slug", "dags"),
+    ("project_slug", "plugins"),
+    ("project_slug", "tests"),
+    ("project_slug", "json"),
+    ("project_slug", "class"),
+    ("contact_email", "not-an-email"),
+    ("contact_email", "two@@example.com"),
+    ("contact_email", "team@localhost"),
+    ("python_version", "3.10"),
+    ("python_version", "3.15"),
+    ("python_version", "2.7"),
+    ("executor", "SequentialExecutor"),
+    ("executor", "LocalKubernetesExecutor"),
+    ("project_name", "   "),
+    ("description", "two\nlines"),
+    ("owner_team", "tab\tseparated"),
+    ("owner_team", "team'); drop"),
+    ("owner_team", "x" * 65),
+    ("include_examples", "maybe"),
+]
+
+
+def test_defaults_are_valid():
+    pre_gen.validate(default_answers())
+
+
+@pytest.mark.parametrize(("field", "value"), BAD_ANSWERS, ids=[f"{f}={v!r}" for f, v in BAD_ANSWERS])
+def test_validate_names_the_field(field, value):
+    with pytest.raises(pre_gen.InvalidAnswer) as error:
+        pre_gen.validate(default_answers(**{field: value}))
+    assert error.value.field == field
+
+
+CLI_BAD_ANSWERS = [
+    ("project_slug", "../escape", "must be a plain folder name"),
+    ("project_slug", "airflow", "would shadow"),
+    ("contact_email", "nobody", "is not an email address"),
+    # Cookiecutter itself refuses a value outside a choice list...
+    ("python_version", "3.9", "provided for choice variable python_version"),
+    ("executor", "CeleryKubernetes", "provided for choice variable executor"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), CLI_BAD_ANSWERS, ids=[c[0] for c in CLI_BAD_ANSWERS])
+def test_cookiecutter_refuses_bad_input_and_writes_nothing(tmp_path, field, value, message):
+    output = tmp_path / "out"
+    output.mkdir()
+    result = run(
+        [str(TOOLS_BIN / "cookiecutter"), "--no-input", "-o", str(output), str(TEMPLATE_DIR), f"{field}={value}"],
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert list(output.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("python_version", "3.10"), ("executor", "CeleryKubernetes"), ("include_examples", "yes")]
+)
+def test_replayed_answers_are_validated_by_the_hook(tmp_path, field, value):
+    # ...but a replay file (or an edited .cruft.json) skips that check, so the hook repeats it.
+    config = tmp_path / "cookiecutter-config.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\n")
+    cookiecutter_cli = [str(TOOLS_BIN / "cookiecutter"), "--config-file", str(config)]
+    run([*cookiecutter_cli, "--no-input", "-o", str(tmp_path / "first"), str(TEMPLATE_DIR)], cwd=tmp_path)
+    replay_file = tmp_path / "replay" / f"{TEMPLATE_DIR.name}.json"
+    replay = json.loads(replay_file.read_text())
+    replay["cookiecutter"][field] = value
+    replay_file.write_text(json.dumps(replay))
+    output = tmp_path / "out"
+    output.mkdir()
+    result = run([*cookiecutter_cli, "--replay", "-o", str(output), str(TEMPLATE_DIR)], cwd=tmp_path, check=False)
+    assert result.returncode != 0
+    assert f"invalid answer for {field}: " in result.stderr, result.stderr
+    assert list(output.iterdir()) == []
+
+
+HOSTILE = "x'''\"\"\" \\ $(touch {marker}) `touch {marker}`; __import__('os').system('touch {marker}') #"
+
+
+def test_hostile_values_are_never_executed_and_survive_as_data(tmp_path):
+    marker = tmp_path / "pwned"
+    hostile = HOSTILE.format(marker=marker)
+    overrides = {"project_slug": "safe_slug", "description": hostile, "project_name": hostile}
+    project = BakedProject(bake(tmp_path / "out", **overrides), overrides)
+    assert not marker.exists()
+    assert tomllib.loads(project.read("pyproject.toml"))["project"]["description"] == hostile
+    assert f"# {hostile}" in project.read("README.md")
+    run([str(TOOLS_BIN / "ruff"), "check", "--no-cache", "."], cwd=project.path)
+
+
+def test_hooks_read_answers_through_json_not_as_code():
+    for hook in ("pre_gen_project.py", "post_gen_project.py"):
+        source = (TEMPLATE_DIR / "hooks" / hook).read_text()
+        assert source.count("{{") == 1 and 'json.loads(r"""{{ cookiecutter | tojson }}""")' in source
+
+
+def test_post_gen_is_idempotent_and_keeps_existing_secrets(baked, tmp_path):
+    project = baked("hybrid").copy_to(tmp_path)
+    before = {name: project.read(name) for name in project.files()}
+    answers = default_answers(**VARIANTS["hybrid"]) | {
+        "project_slug": project.slug,
+        "__is_hybrid": "True",
+    }
+    post_gen.finish(project.path, answers)
+    post_gen.finish(project.path, answers)
+    assert {name: project.read(name) for name in project.files()} == before
+
+
+def test_post_gen_makes_no_network_calls_and_never_reads_repo_dir():
+    source = (TEMPLATE_DIR / "hooks" / "post_gen_project.py").read_text()
+    tree = ast.parse(source)
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert imported <= {"__future__", "base64", "json", "os", "secrets", "shutil", "sys", "pathlib"}
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    names |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    names |= {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    assert "_repo_dir" not in names
+
+
+def test_cookiecutter_json_prompts_cover_every_public_option():
+    public = [name for name in OPTIONS if not name.startswith("_")]
+    prompts = OPTIONS["__prompts__"]
+    assert set(prompts) == set(public)
+    for name in public:
+        if isinstance(OPTIONS[name], list):
+            assert set(prompts[name]) - {"__prompt__"} == set(OPTIONS[name])
+    assert isinstance(OPTIONS["include_examples"], bool)
+
+
+def test_every_choice_default_passes_validation():
+    for executor in OPTIONS["executor"]:
+        for python in OPTIONS["python_version"]:
+            pre_gen.validate(default_answers(executor=executor, python_version=python))
+
+
+def test_derived_values_are_defined_once():
+    # Executor conditions live in cookiecutter.json's private values, never spelled out in files.
+    offenders = [
+        str(path.relative_to(TEMPLATE_DIR))
+        for path in (TEMPLATE_DIR / "{{cookiecutter.project_slug}}").rglob("*")
+        if path.is_file() and "cookiecutter.executor in" in path.read_text(errors="ignore")
+    ]
+    assert offenders == []
