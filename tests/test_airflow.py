@@ -1,0 +1,241 @@
+"""Airflow tier: each variant's own pinned install runs a real Airflow 3.3.2.
+
+Each distinct requirements set is installed once into a cached venv (tests/conftest.py).
+The baked project's DagBag must hold exactly the expected DAGs, its own test suite must
+pass, and the rules that suite enforces must fail when broken.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from conftest import BakedProject, airflow_env, project_venv, run
+
+pytestmark = pytest.mark.airflow
+
+INSTALLED_VARIANTS = ["local", "celery", "kubernetes", "hybrid", "no-examples", "python311", "python313"]
+EXPECTED_DAG_IDS = {
+    "local": {"example_safe_taskflow"},
+    "celery": {"example_safe_taskflow"},
+    "kubernetes": {"example_safe_taskflow"},
+    "hybrid": {"example_safe_taskflow", "example_kubernetes_offload"},
+    "no-examples": set(),
+    "python311": {"example_safe_taskflow"},
+    "python313": {"example_safe_taskflow"},
+}
+EXPECTED_EXECUTORS = {
+    "local": ["LocalExecutor"],
+    "celery": ["CeleryExecutor"],
+    "kubernetes": ["KubernetesExecutor"],
+    "hybrid": ["CeleryExecutor", "KubernetesExecutor"],
+    "no-examples": ["CeleryExecutor"],
+    "python311": ["LocalExecutor"],
+    "python313": ["LocalExecutor"],
+}
+
+DAGBAG_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    from airflow.configuration import conf
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.executors.executor_loader import ExecutorLoader
+    bag = DagBag(dag_folder=sys.argv[1])
+    print(json.dumps({
+        "dag_ids": sorted(bag.dag_ids),
+        "import_errors": bag.import_errors,
+        "executors": [type(executor).__name__ for executor in ExecutorLoader.init_executors()],
+        "load_examples": conf.getboolean("core", "load_examples"),
+    }))
+    """
+)
+
+
+def run_project_suite(project: BakedProject, venv: Path, report: Path, check: bool = True):
+    """Run the baked project's own pytest with its own venv; return {test id: outcome}."""
+    result = run(
+        [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={report}"],
+        cwd=project.path,
+        env=airflow_env(project.path, venv, report.parent / "airflow-home"),
+        check=check,
+    )
+    outcomes = {}
+    for case in ET.parse(report).iter("testcase"):
+        test_id = f"{case.get('classname').rsplit('.', 1)[-1]}::{case.get('name')}"
+        failure = case.find("failure")
+        if failure is None:
+            failure = case.find("error")
+        outcomes[test_id] = "passed" if failure is None else failure.get("message", "") + (failure.text or "")
+    return result, outcomes
+
+
+@pytest.mark.parametrize("variant", INSTALLED_VARIANTS)
+def test_dagbag_holds_the_expected_dags_and_executors(baked, variant, tmp_path):
+    project = baked(variant)
+    venv = project_venv(project)
+    result = run(
+        [str(venv / "bin" / "python"), "-c", DAGBAG_PROBE, str(project.path / "dags")],
+        cwd=project.path,
+        env=airflow_env(project.path, venv, tmp_path / "airflow-home"),
+    )
+    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert parsed["import_errors"] == {}
+    assert set(parsed["dag_ids"]) == EXPECTED_DAG_IDS[variant]
+    assert parsed["executors"] == EXPECTED_EXECUTORS[variant]
+    assert parsed["load_examples"] is False
+
+
+@pytest.mark.parametrize("variant", INSTALLED_VARIANTS)
+def test_project_suite_passes(baked, variant, tmp_path):
+    project = baked(variant)
+    _, outcomes = run_project_suite(project, project_venv(project), tmp_path / "report.xml")
+    failed = {test: outcome for test, outcome in outcomes.items() if outcome != "passed"}
+    assert not failed
+    # The config checks the template promises run inside the project's own suite.
+    assert {
+        "test_config::test_config_lint_finds_nothing_moved_or_removed",
+        "test_config::test_every_option_is_one_airflow_knows",
+        "test_config::test_configured_executors_load",
+        "test_config::test_no_secrets_in_config",
+        "test_dag_integrity::test_no_import_errors",
+    } <= set(outcomes)
+
+
+BROKEN_DAGS = {
+    "broken_import.py": """
+        import this_module_does_not_exist  # noqa: F401
+        from airflow.sdk import DAG  # noqa: F401
+        """,
+    "broken_cycle.py": """
+        import pendulum
+        from airflow.providers.standard.operators.empty import EmptyOperator
+        from airflow.sdk import DAG
+
+        with DAG("broken_cycle", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False,
+                 default_args={"owner": "team", "retries": 1}, tags=["t"]):
+            first = EmptyOperator(task_id="first")
+            second = EmptyOperator(task_id="second")
+            first >> second >> first
+        """,
+    "broken_duplicate.py": """
+        from airflow.sdk import DAG
+
+        dag = DAG("example_safe_taskflow", schedule=None, catchup=False, default_args={"owner": "t", "retries": 1},
+                  tags=["t"])
+        """,
+    "broken_policy.py": """
+        import pendulum
+        from airflow.providers.standard.operators.empty import EmptyOperator
+        from airflow.sdk import DAG
+
+        with DAG("broken_policy", schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
+            EmptyOperator(task_id="unowned", pool="pool_nobody_declared")
+        """,
+    "broken_executor.py": """
+        from airflow.providers.standard.operators.empty import EmptyOperator
+        from airflow.sdk import DAG
+
+        with DAG("broken_executor", schedule=None, catchup=False, default_args={"owner": "t", "retries": 1},
+                 tags=["t"]):
+            EmptyOperator(task_id="elsewhere", executor="KubernetesExecutor")
+        """,
+    "broken_variable.py": """
+        from airflow.sdk import DAG, Variable
+
+        dag = DAG("broken_variable", schedule=Variable.get("schedule"), catchup=False)
+        """,
+    "broken_network.py": """
+        import socket
+
+        from airflow.sdk import DAG
+
+        socket.create_connection(("127.0.0.1", 9), timeout=1)
+        dag = DAG("broken_network", schedule=None, catchup=False)
+        """,
+    "broken_slow.py": """
+        import time
+
+        from airflow.sdk import DAG
+
+        time.sleep(0.8)
+        dag = DAG("broken_slow", schedule=None, catchup=False, default_args={"owner": "t", "retries": 1}, tags=["t"])
+        """,
+}
+
+# test id -> what its failure message must name
+EXPECTED_FAILURES = {
+    "test_dag_integrity::test_no_import_errors": [
+        "broken_import.py",
+        "this_module_does_not_exist",
+        "broken_cycle.py",
+        "Cycle detected",
+        "broken_duplicate.py",
+        "AirflowDagDuplicatedIdException",
+        "broken_executor.py",
+    ],
+    "test_dag_policy::test_every_dag_has_owner_retries_and_tags": [
+        "broken_policy: default_args has no owner",
+        "broken_policy: default_args sets no retries",
+        "broken_policy: no tags",
+    ],
+    "test_dag_policy::test_every_dag_sets_catchup_explicitly": ["broken_policy"],
+    "test_dag_policy::test_every_pool_is_declared_in_pools_json": ["pool_nobody_declared"],
+    "test_dag_policy::test_every_executor_named_is_configured": ["broken_executor.py", "KubernetesExecutor"],
+    "test_dag_policy::test_no_dag_file_reads_config_or_network_at_parse_time": [
+        "broken_variable.py: ",
+        "Variable.get at parse time",
+        "broken_network.py: ",
+        "network access at parse time",
+    ],
+    "test_dag_policy::test_every_dag_file_parses_within_budget": ["broken_slow.py"],
+}
+
+
+def test_project_suite_fails_on_each_broken_rule(baked, tmp_path):
+    project = baked("local").copy_to(tmp_path)
+    for name, source in BROKEN_DAGS.items():
+        (project.path / "dags" / name).write_text(textwrap.dedent(source).lstrip())
+    result, outcomes = run_project_suite(project, project_venv(project), tmp_path / "report.xml", check=False)
+    assert result.returncode == 1
+    failed = {test for test, outcome in outcomes.items() if outcome != "passed"}
+    assert failed == set(EXPECTED_FAILURES), result.stdout[-4000:]
+    for test, fragments in EXPECTED_FAILURES.items():
+        missing = [fragment for fragment in fragments if fragment not in outcomes[test]]
+        assert not missing, f"{test} does not mention {missing}:\n{outcomes[test]}"
+
+
+BROKEN_CONFIG = {
+    ("scheduler", "max_threads"): "4",  # moved to [dag_processor] parsing_processes in Airflow 3
+    ("core", "paralelism"): "8",  # a typo Airflow would silently ignore
+    ("core", "fernet_key"): "a-secret-that-must-not-be-committed",
+    ("logging", "base_log_folder"): "/home/someone/airflow/logs",
+}
+
+
+def test_project_suite_fails_on_a_broken_config(baked, tmp_path):
+    project = baked("local").copy_to(tmp_path)
+    cfg_path = project.path / "config" / "airflow.cfg"
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(cfg_path)
+    for (section, option), value in BROKEN_CONFIG.items():
+        if not cfg.has_section(section):
+            cfg.add_section(section)
+        cfg.set(section, option, value)
+    with cfg_path.open("w") as handle:
+        cfg.write(handle)
+    result, outcomes = run_project_suite(project, project_venv(project), tmp_path / "report.xml", check=False)
+    assert result.returncode == 1
+    expected = {
+        "test_config::test_config_lint_finds_nothing_moved_or_removed": "max_threads",
+        "test_config::test_every_option_is_one_airflow_knows": "[core] paralelism",
+        "test_config::test_no_secrets_in_config": "[core] fernet_key",
+        "test_config::test_no_machine_specific_paths": "[logging] base_log_folder",
+    }
+    failed = {test for test, outcome in outcomes.items() if outcome != "passed"}
+    assert failed == set(expected), result.stdout[-4000:]
+    for test, fragment in expected.items():
+        assert fragment in outcomes[test]
