@@ -106,33 +106,29 @@ def python_for(version: str) -> str:
 
 
 def project_venv(project: BakedProject) -> Path:
-    """A venv with the project's own requirements-dev.txt, built once per distinct set and cached."""
+    """A venv with the project's own requirements-dev.txt, built once per distinct set and cached.
+
+    Python 3.11 variants install with plain pip, as the project's README promises works; the
+    others use uv, which resolves the same pins much faster.
+    """
+    version = project.answer("python_version")
+    installer = "pip" if version == "3.11" else "uv"
     inputs = [project.read(name) for name in ("requirements.txt", "requirements-dev.txt", "constraints.txt")]
-    key = hashlib.sha256("\0".join([project.answer("python_version"), *inputs]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\0".join([version, installer, *inputs]).encode()).hexdigest()[:16]
     venv = VENV_CACHE / key
     VENV_CACHE.mkdir(parents=True, exist_ok=True)
     with FileLock(str(venv) + ".lock"):
         if not (venv / ".complete").exists():
             shutil.rmtree(venv, ignore_errors=True)
             uv = str(TOOLS_BIN / "uv")
-            run(
-                [uv, "venv", "--quiet", "--python", python_for(project.answer("python_version")), str(venv)],
-                cwd=project.path,
-            )
-            run(
-                [
-                    uv,
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--python",
-                    str(venv / "bin" / "python"),
-                    "-r",
-                    "requirements-dev.txt",
-                ],
-                cwd=project.path,
-                timeout=1200,
-            )
+            python = str(venv / "bin" / "python")
+            if installer == "pip":
+                run([python_for(version), "-m", "venv", str(venv)], cwd=project.path)
+                install = [python, "-m", "pip", "install", "--quiet", "-r", "requirements-dev.txt"]
+            else:
+                run([uv, "venv", "--quiet", "--python", python_for(version), str(venv)], cwd=project.path)
+                install = [uv, "pip", "install", "--quiet", "--python", python, "-r", "requirements-dev.txt"]
+            run(install, cwd=project.path, timeout=1500)
             (venv / ".complete").touch()
     return venv
 

@@ -115,3 +115,14 @@ def test_make_run_serves_the_api_and_ctrl_c_stops_every_process(demo, tmp_path):
             except ProcessLookupError:
                 pass
         log.close()
+
+
+@pytest.mark.parametrize("target", ["test", "lint"])
+def test_generated_makefile_targets_pass(demo, target):
+    _, projects = demo
+    result = subprocess.run(
+        ["make", "-C", str(projects[0]), target], capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    if target == "test":
+        assert " passed" in result.stdout and "failed" not in result.stdout
