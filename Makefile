@@ -20,11 +20,11 @@ demo: $(TOOLS_STAMP)
 
 ## Run every test tier of the template (render, hooks, Airflow install and parse).
 test: $(TOOLS_STAMP)
-	$(TOOLS)/bin/python -m pytest -n auto $(PYTEST_ARGS)
+	$(TOOLS)/bin/python -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
 
 ## Only the fast render tier.
 test-render: $(TOOLS_STAMP)
-	$(TOOLS)/bin/python -m pytest -n auto -m "not airflow" $(PYTEST_ARGS)
+	$(TOOLS)/bin/python -m pytest -n auto --dist loadgroup -m "not airflow" $(PYTEST_ARGS)
 
 lint: $(TOOLS_STAMP)
 	$(TOOLS)/bin/ruff check .

@@ -11,7 +11,6 @@ import base64
 import json
 import os
 import secrets
-import shutil
 import sys
 from pathlib import Path
 
@@ -21,25 +20,46 @@ def is_true(answers: dict, key: str) -> bool:
     return str(answers[key]) == "True"
 
 
+# The optional files, in one place. Paths are relative to the project; {slug} is the package.
+EXAMPLE_FILES = (
+    "dags/config/tenants.yaml",
+    "dags/example_api_ingest.py",
+    "dags/example_deferrable_sensor.py",
+    "dags/example_dynamic_mapping.py",
+    "dags/example_incremental_load.py",
+    "dags/example_large_xcom.py",
+    "dags/example_quality_gate.py",
+    "dags/example_safe_taskflow.py",
+    "dags/tenant_pipelines.py",
+    "plugins/{slug}/batch_processing.py",
+    "plugins/{slug}/sample_orders.py",
+    "plugins/{slug}/tenant_pipelines.py",
+    "tests/test_batch_processing.py",
+    "tests/test_sample_orders.py",
+    "tests/test_tenant_pipelines.py",
+)
+HYBRID_EXAMPLE_FILES = ("dags/example_kubernetes_offload.py",)
+
+
 def unneeded_paths(answers: dict) -> list[str]:
-    """Project-relative paths the chosen options leave unused: the one list of optional files."""
-    examples = answers["include_examples"]
-    keep_when = {
-        "dags/example_safe_taskflow.py": examples,
-        "dags/example_kubernetes_offload.py": examples and is_true(answers, "__is_hybrid"),
-        f"plugins/{answers['project_slug']}/sample_orders.py": examples,
-        "tests/test_sample_orders.py": examples,
-    }
-    return [path for path, keep in keep_when.items() if not keep]
+    """Project-relative paths the chosen options leave unused."""
+    unneeded = []
+    if not answers["include_examples"]:
+        unneeded += EXAMPLE_FILES + HYBRID_EXAMPLE_FILES
+    elif not is_true(answers, "__is_hybrid"):
+        unneeded += HYBRID_EXAMPLE_FILES
+    return [path.format(slug=answers["project_slug"]) for path in unneeded]
 
 
 def remove_paths(project: Path, paths: list[str]) -> None:
+    """Delete the files, then any folder they leave empty."""
     for relative in paths:
         target = project / relative
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
+        target.unlink(missing_ok=True)
+        for folder in target.parents:
+            if folder == project or not folder.is_dir() or any(folder.iterdir()):
+                break
+            folder.rmdir()
 
 
 def new_secrets() -> dict[str, str]:

@@ -37,6 +37,11 @@ VARIANTS: dict[str, dict] = {
     "no-examples": {"executor": "CeleryExecutor", "include_examples": False},
     "python311": {"python_version": "3.11"},
     "python313": {"python_version": "3.13"},
+    "email-alerts": {"alert_chat": "email", "alert_pager": "none", "secrets_backend": "aws_secrets_manager"},
+    "no-alerts": {"alert_chat": "none", "alert_pager": "none", "secrets_backend": "hashicorp_vault"},
+    "gcp-secrets": {"executor": "KubernetesExecutor", "secrets_backend": "gcp_secret_manager"},
+    # A slug that sorts before "conftest" catches import-order differences in generated tests.
+    "analytics-hub": {"project_name": "Analytics Hub", "owner_team": "BI Team"},
 }
 
 
@@ -135,11 +140,16 @@ def project_venv(project: BakedProject) -> Path:
 
 def airflow_env(project: Path, venv: Path, home: Path) -> dict[str, str]:
     """The environment the project's Makefile gives Airflow, with state kept in `home`."""
+    lines = (project / ".env").read_text().splitlines()
+    secrets = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
     return {
         **os.environ,
+        **secrets,
         "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
         "AIRFLOW_HOME": str(home),
         "AIRFLOW_CONFIG": str(project / "config" / "airflow.cfg"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(project / "plugins"),
+        # As in the Makefile's local runs: no remote secrets backend, which would need credentials.
+        "AIRFLOW__SECRETS__BACKEND": "",
     }

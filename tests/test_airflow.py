@@ -14,29 +14,38 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import BakedProject, airflow_env, project_venv, run
+from conftest import VARIANTS, BakedProject, airflow_env, project_venv, run
 
 pytestmark = pytest.mark.airflow
 
-INSTALLED_VARIANTS = ["local", "celery", "kubernetes", "hybrid", "no-examples", "python311", "python313"]
-EXPECTED_DAG_IDS = {
-    "local": {"example_safe_taskflow"},
-    "celery": {"example_safe_taskflow"},
-    "kubernetes": {"example_safe_taskflow"},
-    "hybrid": {"example_safe_taskflow", "example_kubernetes_offload"},
-    "no-examples": set(),
-    "python311": {"example_safe_taskflow"},
-    "python313": {"example_safe_taskflow"},
+INSTALLED_VARIANTS = sorted(VARIANTS)
+EXAMPLE_DAG_IDS = {
+    "example_api_ingest",
+    "example_deferrable_sensor",
+    "example_dynamic_mapping",
+    "example_incremental_load",
+    "example_large_xcom",
+    "example_quality_gate",
+    "example_safe_taskflow",
+    "tenant_acme",
+    "tenant_globex",
+    "tenant_initech",
 }
-EXPECTED_EXECUTORS = {
-    "local": ["LocalExecutor"],
-    "celery": ["CeleryExecutor"],
-    "kubernetes": ["KubernetesExecutor"],
-    "hybrid": ["CeleryExecutor", "KubernetesExecutor"],
-    "no-examples": ["CeleryExecutor"],
-    "python311": ["LocalExecutor"],
-    "python313": ["LocalExecutor"],
+CONFIGURED_EXECUTORS = {
+    "LocalExecutor": ["LocalExecutor"],
+    "CeleryExecutor": ["CeleryExecutor"],
+    "KubernetesExecutor": ["KubernetesExecutor"],
+    "CeleryKubernetesExecutor": ["CeleryExecutor", "KubernetesExecutor"],
 }
+
+
+def expected_dag_ids(project: BakedProject) -> set[str]:
+    if not project.answer("include_examples"):
+        return set()
+    if project.answer("executor") == "CeleryKubernetesExecutor":
+        return EXAMPLE_DAG_IDS | {"example_kubernetes_offload"}
+    return EXAMPLE_DAG_IDS
+
 
 DAGBAG_PROBE = textwrap.dedent(
     """
@@ -84,8 +93,8 @@ def test_dagbag_holds_the_expected_dags_and_executors(baked, variant, tmp_path):
     )
     parsed = json.loads(result.stdout.strip().splitlines()[-1])
     assert parsed["import_errors"] == {}
-    assert set(parsed["dag_ids"]) == EXPECTED_DAG_IDS[variant]
-    assert parsed["executors"] == EXPECTED_EXECUTORS[variant]
+    assert set(parsed["dag_ids"]) == expected_dag_ids(project)
+    assert parsed["executors"] == CONFIGURED_EXECUTORS[project.answer("executor")]
     assert parsed["load_examples"] is False
 
 

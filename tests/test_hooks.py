@@ -154,7 +154,7 @@ def test_post_gen_makes_no_network_calls_and_never_reads_repo_dir():
     imported |= {
         node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
     }
-    assert imported <= {"__future__", "base64", "json", "os", "secrets", "shutil", "sys", "pathlib"}
+    assert imported <= {"__future__", "base64", "json", "os", "secrets", "sys", "pathlib"}
     names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     names |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
     names |= {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)}

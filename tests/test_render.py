@@ -16,7 +16,6 @@ ALL_VARIANTS = pytest.mark.parametrize("variant", sorted(VARIANTS))
 EXECUTOR_VARIANTS = pytest.mark.parametrize("variant", ["local", "celery", "kubernetes", "hybrid"])
 
 BASE_FILES = {
-    ".airflowignore",
     ".env",
     ".env.example",
     ".gitignore",
@@ -25,19 +24,51 @@ BASE_FILES = {
     "config/airflow.cfg",
     "config/pools.json",
     "constraints.txt",
+    "dags/.airflowignore",
     "dags/README.md",
     "plugins/{slug}/__init__.py",
+    "plugins/{slug}/alerting.py",
+    "plugins/{slug}/circuit_breaker.py",
     "plugins/{slug}/dag_defaults.py",
+    "plugins/{slug}/incremental.py",
+    "plugins/{slug}/quality.py",
+    "plugins/{slug}/resilient_http.py",
+    "plugins/{slug}/sensors.py",
+    "plugins/{slug}/triggers.py",
     "pyproject.toml",
     "requirements-dev.txt",
     "requirements.txt",
     "scripts/run_local.sh",
+    "scripts/sync_pools.py",
     "tests/conftest.py",
+    "tests/test_alerting.py",
+    "tests/test_circuit_breaker.py",
     "tests/test_config.py",
     "tests/test_dag_integrity.py",
     "tests/test_dag_policy.py",
+    "tests/test_incremental.py",
+    "tests/test_quality.py",
+    "tests/test_resilient_http.py",
+    "tests/test_sync_pools.py",
+    "tests/test_triggers.py",
 }
-EXAMPLE_FILES = {"dags/example_safe_taskflow.py", "plugins/{slug}/sample_orders.py", "tests/test_sample_orders.py"}
+EXAMPLE_FILES = {
+    "dags/config/tenants.yaml",
+    "dags/example_api_ingest.py",
+    "dags/example_deferrable_sensor.py",
+    "dags/example_dynamic_mapping.py",
+    "dags/example_incremental_load.py",
+    "dags/example_large_xcom.py",
+    "dags/example_quality_gate.py",
+    "dags/example_safe_taskflow.py",
+    "dags/tenant_pipelines.py",
+    "plugins/{slug}/batch_processing.py",
+    "plugins/{slug}/sample_orders.py",
+    "plugins/{slug}/tenant_pipelines.py",
+    "tests/test_batch_processing.py",
+    "tests/test_sample_orders.py",
+    "tests/test_tenant_pipelines.py",
+}
 HYBRID_EXAMPLE_FILES = {"dags/example_kubernetes_offload.py"}
 
 # executor choice -> ([core] executor, executor-specific cfg sections, executor-specific providers)
@@ -51,6 +82,8 @@ EXECUTORS = {
         {"apache-airflow-providers-celery", "apache-airflow-providers-cncf-kubernetes"},
     ),
 }
+# Cookiecutter syntax that must never survive rendering. Airflow's own `{{ ds }}` may.
+LEFTOVER_MARKERS = ("cookiecutter.", "{%-", "-%}", "{% endif", "{% raw", "{% endraw")
 SECRET_NAMES = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY")
 
 
@@ -83,7 +116,7 @@ def test_no_template_syntax_is_left(baked, variant):
     leftovers = [
         f"{name}: {marker}"
         for name in sorted(project.files())
-        for marker in ("cookiecutter.", "{%", "%}")
+        for marker in LEFTOVER_MARKERS
         if marker in project.read(name)
     ]
     assert not leftovers
@@ -242,3 +275,10 @@ def test_readme_tree_lists_every_generated_file(baked):
         name for name in project.files() if name != ".env" and Path(name).name not in readme and name not in readme
     )
     assert not missing
+
+
+def test_template_repository_itself_is_ruff_clean():
+    # `make lint` at the template root: hooks, tests, scripts and benchmarks.
+    run([str(TOOLS_BIN / "ruff"), "check", "--no-cache", "."], cwd=TEMPLATE_DIR)
+    run([str(TOOLS_BIN / "ruff"), "format", "--no-cache", "--check", "."], cwd=TEMPLATE_DIR)
+    run([str(TOOLS_BIN / "shellcheck"), ".ci/run"], cwd=TEMPLATE_DIR)

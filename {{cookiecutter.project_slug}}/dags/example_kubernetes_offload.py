@@ -9,12 +9,12 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, task
 
-from {{ cookiecutter.project_slug }}.dag_defaults import default_args
+from {{ cookiecutter.project_slug }}.dag_defaults import daily_intervals, default_args
 from {{ cookiecutter.project_slug }}.sample_orders import generate_orders, summarize
 
 
 @dag(
-    schedule="@daily",
+    schedule=daily_intervals(),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     default_args=default_args(),

@@ -31,8 +31,10 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     }
 )
-# Tests never touch the developer's own Airflow home or database.
+# Tests never touch the developer's own Airflow home or database, nor a remote secrets backend.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="airflow-test-home-"))
+os.environ.setdefault("AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_PATH", f"file://{os.environ['AIRFLOW_HOME']}/xcom")
+os.environ["AIRFLOW__SECRETS__BACKEND"] = ""
 
 
 class ParseTimeAccessError(RuntimeError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import re
 import subprocess
@@ -65,16 +66,28 @@ def test_configured_executors_load():
     assert loaded == configured
 
 
+# Airflow treats backend_kwargs as sensitive because it may hold credentials; ours may only
+# name where secrets live, never how to log in.
+CREDENTIAL_WORDS = ("token", "password", "secret_id", "role_id", "key", "credential")
+
+
 def test_no_secrets_in_config():
     from airflow.configuration import conf
 
+    options = written_options()
     secrets = sorted(
         f"[{section}] {option}"
-        for section, options in written_options().items()
-        for option in options
-        if (section, option) in conf.sensitive_config_values
+        for section, names in options.items()
+        for option in names
+        if (section, option) in conf.sensitive_config_values and (section, option) != ("secrets", "backend_kwargs")
     )
     assert not secrets, f"set these through the environment or a secrets backend instead: {secrets}"
+    if "backend_kwargs" in options.get("secrets", set()):
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(AIRFLOW_CFG)
+        kwargs = json.loads(parser["secrets"]["backend_kwargs"])
+        credentials = sorted(name for name in kwargs if any(word in name.lower() for word in CREDENTIAL_WORDS))
+        assert not credentials, f"[secrets] backend_kwargs holds credentials: {credentials}"
 
 
 def test_no_machine_specific_paths():
@@ -88,3 +101,17 @@ def test_no_machine_specific_paths():
         if re.match(r"(/|~|[A-Za-z]:\\)", value)
     )
     assert not absolute, f"machine-specific paths: {absolute}"
+{%- if cookiecutter.secrets_backend != "none" %}
+
+
+def test_secrets_backend_is_installed_and_configured():
+    import importlib
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(AIRFLOW_CFG)
+    module_name, _, class_name = parser["secrets"]["backend"].rpartition(".")
+    backend = getattr(importlib.import_module(module_name), class_name)
+    kwargs = json.loads(parser["secrets"]["backend_kwargs"])
+    assert kwargs and all(isinstance(value, str) for value in kwargs.values())
+    assert backend.__name__ == class_name
+{%- endif %}

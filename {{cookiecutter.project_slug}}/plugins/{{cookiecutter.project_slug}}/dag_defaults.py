@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from airflow.sdk import CronDataIntervalTimetable
+
+from {{ cookiecutter.project_slug }}.alerting import callbacks
+
 OWNER = {{ cookiecutter.owner_team | tojson }}
 CONTACT_EMAIL = {{ cookiecutter.contact_email | tojson }}
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:
-    """Task defaults for a DAG: team ownership, and retries that back off.
+    """Task defaults for a DAG: team ownership, alerting callbacks, and retries that back off.
 
     Retries wait 1, 2, 4, 8 ... minutes, capped at 30, so a flapping dependency gets time
     to recover without a failing task waiting hours between tries.
@@ -22,5 +26,16 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": timedelta(hours=1),
+        # Failures and retries post to chat; DAGs tagged "critical" also page (see alerting.py).
+        **callbacks(),
         **overrides,
     }
+
+
+def daily_intervals() -> CronDataIntervalTimetable:
+    """A daily schedule whose runs cover the previous day: [data_interval_start, data_interval_end).
+
+    Airflow 3 turns `schedule="@daily"` into CronTriggerTimetable, whose data interval is empty
+    (start == end). DAGs that select or replace data by interval need real intervals.
+    """
+    return CronDataIntervalTimetable("@daily", timezone="UTC")

@@ -1,0 +1,138 @@
+"""Real servers for the slow tiers, on loopback ports, each stopped with its whole process group.
+
+Postgres comes from the Debian packages that .ci/run installs. It refuses to run as root, so
+when the tests run as root the server runs as the `postgres` user those packages create.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop_process_group(process: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM the process's whole group, then SIGKILL whatever is left after `grace` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=grace)
+
+
+def postgres_bindir() -> Path:
+    found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
+    if not found:
+        raise RuntimeError("PostgreSQL server binaries not found: apt-get install postgresql (see .ci/run)")
+    return Path(os.path.realpath(found)).parent
+
+
+@contextlib.contextmanager
+def postgres_server(databases: tuple[str, ...]) -> Iterator[dict[str, str]]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1; yields one SQLAlchemy-style URL per database."""
+    bindir = postgres_bindir()
+    as_user = "postgres" if os.geteuid() == 0 else None
+    data = Path(tempfile.mkdtemp(prefix="template-tests-pg-"))
+    if as_user:
+        account = pwd.getpwnam(as_user)
+        os.chown(data, account.pw_uid, account.pw_gid)
+    port = free_port()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True, "user": as_user, "cwd": data}
+    subprocess.run([bindir / "initdb", "-D", data, "-U", "airflow", "--auth=trust", "-E", "UTF8"], check=True, **quiet)
+    server = subprocess.Popen(
+        [bindir / "postgres", "-D", data, "-p", str(port), "-k", data, "-c", "listen_addresses=127.0.0.1"],
+        start_new_session=True,
+        **quiet,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        ready = [bindir / "pg_isready", "-h", "127.0.0.1", "-p", str(port)]
+        while subprocess.run(ready, capture_output=True).returncode:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"postgres did not start: {server.stderr.read() if server.stderr else ''}")
+            time.sleep(0.2)
+        for name in databases:
+            subprocess.run(
+                [bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "airflow", name],
+                check=True,
+                capture_output=True,
+            )
+        yield {name: f"postgresql://airflow@127.0.0.1:{port}/{name}" for name in databases}
+    finally:
+        stop_process_group(server)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@dataclass
+class CapturedRequest:
+    method: str
+    path: str
+    body: bytes
+
+
+@dataclass
+class CaptureServer:
+    """A local HTTP server that records every request and answers from a route table of path prefixes."""
+
+    routes: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    requests: list[CapturedRequest] = field(default_factory=list)
+    url: str = ""
+
+    def bodies(self, path_prefix: str = "/") -> list[str]:
+        return [request.body.decode() for request in self.requests if request.path.startswith(path_prefix)]
+
+
+@contextlib.contextmanager
+def capture_server(routes: dict[str, tuple[int, bytes]] | None = None) -> Iterator[CaptureServer]:
+    capture = CaptureServer(routes=dict(routes or {}))
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            capture.requests.append(CapturedRequest(self.command, self.path, self.rfile.read(length)))
+            path = self.path.split("?", 1)[0]
+            prefixes = [prefix for prefix in capture.routes if path.startswith(prefix)]
+            status, body = capture.routes[max(prefixes, key=len)] if prefixes else (200, b'{"ok": true}')
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = _answer
+
+        def log_message(self, *args) -> None:  # keep test output readable
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    capture.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield capture
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -1,0 +1,49 @@
+"""Pull a day of orders from an outside API that is slow, rate-limited and sometimes down.
+
+`fetch_orders` retries 429s, 5xx and dropped connections with jittered backoff, and shares a
+circuit breaker with every task using the `example_api` connection: once the API has failed
+several tries in a row, tasks fail fast instead of piling onto it until a cool-down passes.
+It runs in the `external_api` pool, so at most that pool's slots call outside APIs at once.
+
+Set the connection in the environment, e.g. `AIRFLOW_CONN_EXAMPLE_API=https://api.example.com`.
+The API answers `GET /orders?date=YYYY-MM-DD` with `{"records": [...]}`. An empty answer
+(no body, `{}` or `[]`) skips the run's downstream tasks; one without "records" fails.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+
+from {{ cookiecutter.project_slug }}.dag_defaults import default_args
+from {{ cookiecutter.project_slug }}.resilient_http import ResilientHttpOperator, json_has_keys
+
+
+@dag(
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    default_args=default_args(),
+    tags=["example", "api"],
+    doc_md=__doc__,
+)
+def example_api_ingest():
+    orders = ResilientHttpOperator(
+        task_id="fetch_orders",
+        http_conn_id="example_api",
+        endpoint="orders",
+        data={"date": "{% raw %}{{ ds }}{% endraw %}"},
+        headers={"Accept": "application/json"},
+        response_check=json_has_keys("records"),
+        pool="external_api",
+    )
+
+    @task
+    def count_orders(payload: dict) -> int:
+        print(f"{len(payload['records'])} orders received")
+        return len(payload["records"])
+
+    count_orders(orders.output)
+
+
+example_api_ingest()
