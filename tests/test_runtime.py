@@ -1,16 +1,22 @@
 """End to end: the baked project's own config on real components, triggered through REST API v2.
 
 LocalExecutor: Postgres plus api-server, scheduler, dag-processor and triggerer as separate
-processes. The deferrable sensor finishes through the real triggerer.
+processes. The deferrable sensor finishes through the real triggerer. CeleryExecutor: the
+same plus Redis and `airflow celery worker`, and a fault: the worker is killed mid-task,
+the scheduler notices through the task-instance heartbeat timeout, and the retry succeeds.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import textwrap
+import time
 
 import pytest
-from airflow_stack import airflow_stack
-from services import capture_server, postgres_server
+from airflow_stack import AirflowStack, airflow_stack
+from services import capture_server, postgres_server, redis_server
 
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("runtime")]
 
@@ -67,3 +73,93 @@ def test_local_executor_runs_the_examples_end_to_end(local_stack):
     trigger_logs = [path.read_text() for path in task_logs.glob("attempt=1.log.trigger.*.log")]
     assert trigger_logs and '"filename":"triggerer_job_runner.py"' in trigger_logs[0]
     assert any(request.path.startswith("/exports/") for request in local_stack.outside.requests)
+
+
+# A task that hangs on its first try only, so a killed worker can be retried to success.
+FAULT_PROBE_DAG = """
+import time
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, tags=["test"],
+     default_args={"owner": "tests", "retries": 1, "retry_delay": 1})
+def fault_probe():
+    @task
+    def hang_on_first_try(ti=None):
+        if ti.try_number == 1:
+            time.sleep(600)
+
+    hang_on_first_try()
+
+
+fault_probe()
+"""
+# Short on purpose: the test waits this long for the scheduler to notice the dead worker.
+HEARTBEAT_TIMEOUT = 20
+
+
+@pytest.fixture(scope="module")
+def celery_stack(baked, tmp_path_factory):
+    home = tmp_path_factory.mktemp("runtime-celery")
+    project = baked("celery").copy_to(home)
+    (project.path / "dags" / "fault_probe.py").write_text(textwrap.dedent(FAULT_PROBE_DAG))
+    routes = {"/exports/": (200, b'{"state": "ready", "rows": 3}')}
+    with (
+        postgres_server(("airflow",)) as urls,
+        redis_server() as broker,
+        capture_server(routes) as outside,
+    ):
+        extra_env = {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urls["airflow"].replace("postgresql://", "postgresql+psycopg://"),
+            "AIRFLOW__CELERY__BROKER_URL": broker,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + urls["airflow"],
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            "AIRFLOW_CONN_EXAMPLE_EXPORT_API": outside.url,
+        }
+        with airflow_stack(project, home, extra_env) as stack:
+            stack.start("worker", "celery", "worker")
+            yield stack
+
+
+def wait_for_task_state(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, states: set, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = next(ti for ti in stack.task_instances(dag_id, run_id) if ti["task_id"] == task_id)
+        if task["state"] in states:
+            return task
+        time.sleep(1)
+    raise AssertionError(f"{task_id} stayed {task['state']}, expected one of {states}")
+
+
+def test_celery_executor_runs_the_examples_end_to_end(celery_stack):
+    dags = {"example_safe_taskflow": LOGICAL_DATE, "example_deferrable_sensor": None}
+    celery_stack.wait_for_dags(set(dags))
+    run_ids = {dag_id: celery_stack.trigger(dag_id, logical_date) for dag_id, logical_date in dags.items()}
+    states = {dag_id: celery_stack.wait_for_run(dag_id, run_id) for dag_id, run_id in run_ids.items()}
+    assert states == dict.fromkeys(dags, "success")
+    assert "celery@" in celery_stack.log("worker")
+
+
+def test_a_killed_worker_is_detected_and_its_task_retried(celery_stack):
+    celery_stack.wait_for_dags({"fault_probe"})
+    run_id = celery_stack.trigger("fault_probe", None)
+    wait_for_task_state(celery_stack, "fault_probe", run_id, "hang_on_first_try", {"running"}, timeout=180)
+
+    worker = celery_stack.processes.pop("worker")
+    os.killpg(worker.pid, signal.SIGKILL)  # the whole worker: main process and its task subprocesses
+    worker.wait(timeout=30)
+    killed_at = time.monotonic()
+
+    detected = wait_for_task_state(
+        celery_stack, "fault_probe", run_id, "hang_on_first_try", {"up_for_retry", "failed"}, timeout=180
+    )
+    assert detected["state"] == "up_for_retry"
+    assert time.monotonic() - killed_at >= HEARTBEAT_TIMEOUT - 5, "detected by the heartbeat timeout, not sooner"
+
+    celery_stack.start("worker", "celery", "worker")
+    assert celery_stack.wait_for_run("fault_probe", run_id) == "success"
+    final = next(ti for ti in celery_stack.task_instances("fault_probe", run_id))
+    assert final["try_number"] == 2
