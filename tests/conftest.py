@@ -15,13 +15,6 @@ import pytest
 from cookiecutter.main import cookiecutter
 from filelock import FileLock
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # the template's tools also run on Python 3.10
-    import tomli as tomllib
-
-__all__ = ["tomllib"]
-
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 TOOLS_BIN = Path(sys.executable).parent
 VENV_CACHE = TEMPLATE_DIR / ".cache" / "venvs"

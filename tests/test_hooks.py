@@ -6,9 +6,10 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import tomllib
 
 import pytest
-from conftest import OPTIONS, TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, run, tomllib
+from conftest import OPTIONS, TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, run
 
 
 def load_hook(name: str):
@@ -139,6 +140,7 @@ def test_post_gen_is_idempotent_and_keeps_existing_secrets(baked, tmp_path):
     answers = default_answers(**VARIANTS["hybrid"]) | {
         "project_slug": project.slug,
         "__is_hybrid": "True",
+        "__uses_kubernetes": "True",
     }
     post_gen.finish(project.path, answers)
     post_gen.finish(project.path, answers)

@@ -6,21 +6,25 @@ import configparser
 import json
 import re
 import stat
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, run, tomllib
+from conftest import TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, run
 
 ALL_VARIANTS = pytest.mark.parametrize("variant", sorted(VARIANTS))
 EXECUTOR_VARIANTS = pytest.mark.parametrize("variant", ["local", "celery", "kubernetes", "hybrid"])
 
 BASE_FILES = {
+    ".dockerignore",
     ".env",
     ".env.example",
     ".gitignore",
+    "Dockerfile",
     "Makefile",
     "README.md",
+    "docker-compose.yaml",
     "config/airflow.cfg",
     "config/pools.json",
     "constraints.txt",
@@ -70,6 +74,7 @@ EXAMPLE_FILES = {
     "tests/test_tenant_pipelines.py",
 }
 HYBRID_EXAMPLE_FILES = {"dags/example_kubernetes_offload.py"}
+KUBERNETES_FILES = {"deploy/helm/values.yaml", "deploy/k8s/pod_template.yaml", "tests/test_kubernetes_manifests.py"}
 
 # executor choice -> ([core] executor, executor-specific cfg sections, executor-specific providers)
 EXECUTORS = {
@@ -93,6 +98,8 @@ def expected_files(project: BakedProject) -> set[str]:
         files |= EXAMPLE_FILES
         if project.answer("executor") == "CeleryKubernetesExecutor":
             files |= HYBRID_EXAMPLE_FILES
+    if project.answer("executor") in ("KubernetesExecutor", "CeleryKubernetesExecutor"):
+        files |= KUBERNETES_FILES
     return {name.format(slug=project.slug) for name in files}
 
 

@@ -1,0 +1,188 @@
+"""Tuned vs stock: the generated airflow.cfg against Airflow's defaults, side by side in one run.
+
+    PYENV_VERSION=... .cache/tools/bin/python benchmarks/executor_tuning.py [--executors local celery] [--runs 3]
+
+For each executor it bakes the project, installs its pinned requirements (the test suite's
+cached venvs), adds two benchmark DAGs (100 mapped no-op tasks; 100 independent no-op tasks),
+and runs the same stack twice on the same Postgres server, once with the project's
+config/airflow.cfg and once with an empty config (Airflow's stock defaults, plus only the
+executor). Per DAG it reports the median over runs of trigger-to-success wall time, the peak
+RSS summed over every Airflow process, and the median queued-to-running delay of its tasks;
+and `airflow dags report`'s parse time per file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TEMPLATE_DIR / "tests"))
+from airflow_stack import airflow_stack  # noqa: E402  (the test suite's stack, so both measure the same thing)
+from conftest import VARIANTS, BakedProject, bake  # noqa: E402
+from services import postgres_server, redis_server  # noqa: E402
+
+BENCH_DAGS = """
+import pendulum
+from airflow.sdk import DAG, task
+
+ARGS = {"owner": "bench", "retries": 0}
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+
+with DAG("bench_mapped", schedule=None, start_date=START, catchup=False, default_args=ARGS, tags=["bench"]):
+
+    @task
+    def noop(number: int) -> None:
+        pass
+
+    noop.expand(number=list(range(100)))
+
+# Real (if tiny) tasks: EmptyOperator would be marked done by the scheduler, never executed.
+with DAG("bench_wide", schedule=None, start_date=START, catchup=False, default_args=ARGS, tags=["bench"]):
+
+    @task
+    def short() -> None:
+        pass
+
+    for number in range(100):
+        short.override(task_id=f"short_{number}")()
+"""
+BENCH_DAG_IDS = ("bench_mapped", "bench_wide")
+
+
+class PeakMemory:
+    """Samples the summed RSS of every process in the given process groups until stopped."""
+
+    def __init__(self, groups: list[int]) -> None:
+        self.groups, self.peak, self._stop = set(groups), 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            total = 0
+            for entry in Path("/proc").iterdir():
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    if os.getpgid(int(entry.name)) not in self.groups:
+                        continue
+                    status = (entry / "status").read_text()
+                except (OSError, ProcessLookupError):
+                    continue
+                rss = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), "0")
+                total += int(rss) * 1024
+            self.peak = max(self.peak, total)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def measure(stack, dag_id: str) -> dict:
+    groups = [process.pid for process in stack.processes.values()]
+    start = time.monotonic()
+    with PeakMemory(groups) as memory:
+        run_id = stack.trigger(dag_id, None)
+        state = stack.wait_for_run(dag_id, run_id, timeout=900)
+    wall = time.monotonic() - start
+    instances = stack.task_instances(dag_id, run_id)
+    delays = [
+        (parse_time(ti["start_date"]) - parse_time(ti["queued_when"])).total_seconds()
+        for ti in instances
+        if ti.get("queued_when") and ti.get("start_date")
+    ]
+    return {"state": state, "wall": wall, "peak_rss": memory.peak, "queue_delay": statistics.median(delays)}
+
+
+def json_rows(output: str) -> list[dict]:
+    """The JSON table a CLI command printed among its log lines."""
+    for line in reversed(output.splitlines()):
+        if line.startswith("[{"):
+            return json.loads(line)
+    raise ValueError(f"no JSON table in:\n{output[-2000:]}")
+
+
+def run_config(project: BakedProject, home: Path, extra_env: dict, runs: int, celery: bool) -> dict:
+    results: dict[str, list[dict]] = {dag_id: [] for dag_id in BENCH_DAG_IDS}
+    with airflow_stack(project, home, extra_env) as stack:
+        if celery:
+            stack.start("worker", "celery", "worker")
+        stack.wait_for_dags(set(BENCH_DAG_IDS))
+        for _ in range(runs):
+            for dag_id in BENCH_DAG_IDS:
+                results[dag_id].append(measure(stack, dag_id))
+        report = json_rows(stack.airflow("dags", "report", "--output", "json").stdout)
+    return {"runs": results, "parse": {row["file"]: row["duration"] for row in report}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--executors", nargs="+", default=["local", "celery"], choices=["local", "celery"])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    for executor in args.executors:
+        scratch = Path(tempfile.mkdtemp(prefix=f"bench-{executor}-"))
+        project = BakedProject(bake(scratch, **VARIANTS[executor]), VARIANTS[executor])
+        (project.path / "dags" / "bench_dags.py").write_text(BENCH_DAGS)
+        stock_cfg = scratch / "stock.cfg"
+        stock_cfg.write_text(f"[core]\nexecutor = {'CeleryExecutor' if executor == 'celery' else 'LocalExecutor'}\n")
+        with postgres_server(("tuned", "stock")) as urls, redis_server() as broker:
+            for config in ("stock", "tuned"):
+                home = scratch / f"home-{config}"
+                home.mkdir()
+                env = {
+                    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urls[config].replace(
+                        "postgresql://", "postgresql+psycopg://"
+                    ),
+                    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                    "AIRFLOW__CELERY__BROKER_URL": broker.replace("/0", "/1" if config == "tuned" else "/0"),
+                    "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + urls[config],
+                }
+                if config == "stock":
+                    env["AIRFLOW_CONFIG"] = str(stock_cfg)
+                result = run_config(project, home, env, args.runs, celery=executor == "celery")
+                for dag_id, samples in result["runs"].items():
+                    assert all(sample["state"] == "success" for sample in samples), samples
+                    rows.append(
+                        {
+                            "executor": executor,
+                            "config": config,
+                            "dag": dag_id,
+                            "wall_s": statistics.median(sample["wall"] for sample in samples),
+                            "peak_rss_gib": statistics.median(sample["peak_rss"] for sample in samples) / 2**30,
+                            "queue_delay_s": statistics.median(sample["queue_delay"] for sample in samples),
+                            "parse_s": max(result["parse"].values()),
+                        }
+                    )
+    print("| executor | DAG | config | trigger to success s | peak RSS GiB | queued to running s | wall | RSS |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        stock = next(
+            r for r in rows if (r["executor"], r["dag"], r["config"]) == (row["executor"], row["dag"], "stock")
+        )
+        print(
+            f"| {row['executor']} | {row['dag']} | {row['config']} | {row['wall_s']:.1f} | {row['peak_rss_gib']:.2f} "
+            f"| {row['queue_delay_s']:.2f} | {row['wall_s'] / stock['wall_s']:.2f} "
+            f"| {row['peak_rss_gib'] / stock['peak_rss_gib']:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
