@@ -131,13 +131,17 @@ def project_venv(project: BakedProject) -> Path:
     return venv
 
 
+def read_env_file(project: Path) -> dict[str, str]:
+    """The variables in a baked project's .env (the secrets the post-gen hook wrote)."""
+    lines = (project / ".env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
 def airflow_env(project: Path, venv: Path, home: Path) -> dict[str, str]:
     """The environment the project's Makefile gives Airflow, with state kept in `home`."""
-    lines = (project / ".env").read_text().splitlines()
-    secrets = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
     return {
         **os.environ,
-        **secrets,
+        **read_env_file(project),
         "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
         "AIRFLOW_HOME": str(home),
         "AIRFLOW_CONFIG": str(project / "config" / "airflow.cfg"),

@@ -15,7 +15,7 @@ import re
 
 import pytest
 import yaml
-from conftest import OPTIONS, TOOLS_BIN, BakedProject, run
+from conftest import OPTIONS, TOOLS_BIN, BakedProject, read_env_file, run
 
 EXECUTOR_VARIANTS = pytest.mark.parametrize("variant", ["local", "celery", "kubernetes", "hybrid"])
 PYTHON_VARIANTS = pytest.mark.parametrize("variant", ["local", "python311", "python313"])
@@ -35,11 +35,6 @@ def configured_executors(project: BakedProject) -> list[str]:
 
 def uses_celery(project: BakedProject) -> bool:
     return "CeleryExecutor" in configured_executors(project)
-
-
-def read_env(project: BakedProject) -> dict[str, str]:
-    lines = project.read(".env").splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
 def compose_config(project: BakedProject, *args: str, check: bool = True):
@@ -137,7 +132,7 @@ def test_large_xcoms_go_to_a_volume_every_airflow_service_mounts(baked, variant)
 @EXECUTOR_VARIANTS
 def test_secrets_come_only_from_the_env_file(baked, variant):
     project = baked(variant)
-    secrets = read_env(project)
+    secrets = read_env_file(project.path)
     raw = yaml.safe_load(project.read("docker-compose.yaml"))["services"]
     for name in airflow_services(raw):
         assert raw[name]["env_file"] == ".env", name
@@ -250,7 +245,7 @@ def test_no_secret_reaches_the_image(baked, variant):
     project = baked(variant)
     dockerfile = project.read("Dockerfile")
     assert not any(name in dockerfile for name in SECRET_NAMES)
-    assert not any(value in dockerfile for value in read_env(project).values())
+    assert not any(value in dockerfile for value in read_env_file(project.path).values())
     assert ".env" in project.read(".dockerignore").splitlines()
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, run
+from conftest import TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, read_env_file, run
 
 ALL_VARIANTS = pytest.mark.parametrize("variant", sorted(VARIANTS))
 EXECUTOR_VARIANTS = pytest.mark.parametrize("variant", ["local", "celery", "kubernetes", "hybrid"])
@@ -101,11 +101,6 @@ def expected_files(project: BakedProject) -> set[str]:
     if project.answer("executor") in ("KubernetesExecutor", "CeleryKubernetesExecutor"):
         files |= KUBERNETES_FILES
     return {name.format(slug=project.slug) for name in files}
-
-
-def read_env(project: BakedProject) -> dict[str, str]:
-    lines = project.read(".env").splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
 def requirement_names(text: str) -> set[str]:
@@ -236,13 +231,13 @@ def test_same_answers_give_byte_identical_tracked_files(tmp_path):
     tracked = first.files() - {".env"}
     assert tracked == second.files() - {".env"}
     assert [name for name in sorted(tracked) if first.read(name) != second.read(name)] == []
-    assert read_env(first) != read_env(second), "each bake must get fresh secrets"
+    assert read_env_file(first.path) != read_env_file(second.path), "each bake must get fresh secrets"
 
 
 @EXECUTOR_VARIANTS
 def test_env_file_holds_fresh_secrets_that_nothing_tracked_contains(baked, variant):
     project = baked(variant)
-    env = read_env(project)
+    env = read_env_file(project.path)
     assert set(env) == set(SECRET_NAMES)
     assert all(len(value) >= 40 for value in env.values())
     assert stat.S_IMODE((project.path / ".env").stat().st_mode) == 0o600
@@ -265,7 +260,7 @@ def test_env_file_is_git_ignored(baked, tmp_path):
 def test_fernet_key_is_a_valid_fernet_key(baked):
     import base64
 
-    key = read_env(baked("local"))["AIRFLOW__CORE__FERNET_KEY"]
+    key = read_env_file(baked("local").path)["AIRFLOW__CORE__FERNET_KEY"]
     assert len(base64.urlsafe_b64decode(key)) == 32
 
 
