@@ -24,15 +24,15 @@ PUBLIC_OPTIONS = {name for name in OPTIONS if not name.startswith("_")}
 # Named bakes: every executor, and every other option value at least once.
 VARIANTS: dict[str, dict] = {
     "local": {"executor": "LocalExecutor"},
-    "celery": {"executor": "CeleryExecutor"},
-    "kubernetes": {"executor": "KubernetesExecutor"},
-    "hybrid": {"executor": "CeleryKubernetesExecutor"},
-    "no-examples": {"executor": "CeleryExecutor", "include_examples": False},
+    "celery": {"executor": "CeleryExecutor", "deploy_target": "volume", "ci_provider": "gitlab"},
+    "kubernetes": {"executor": "KubernetesExecutor", "deploy_target": "git_bundle", "metrics": "otel"},
+    "hybrid": {"executor": "CeleryKubernetesExecutor", "deploy_target": "gcs"},
+    "no-examples": {"executor": "CeleryExecutor", "include_examples": False, "ci_provider": "none", "metrics": "none"},
     "python311": {"python_version": "3.11"},
     "python313": {"python_version": "3.13"},
     "email-alerts": {"alert_chat": "email", "alert_pager": "none", "secrets_backend": "aws_secrets_manager"},
     "no-alerts": {"alert_chat": "none", "alert_pager": "none", "secrets_backend": "hashicorp_vault"},
-    "gcp-secrets": {"executor": "KubernetesExecutor", "secrets_backend": "gcp_secret_manager"},
+    "gcp-secrets": {"executor": "KubernetesExecutor", "secrets_backend": "gcp_secret_manager", "ci_provider": "gitlab"},
     # A slug that sorts before "conftest" catches import-order differences in generated tests.
     "analytics-hub": {"project_name": "Analytics Hub", "owner_team": "BI Team"},
 }
