@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _pytest.nodeid import coerce_node_id
 from cookiecutter.main import cookiecutter
 from filelock import FileLock
 
@@ -36,6 +37,20 @@ VARIANTS: dict[str, dict] = {
     # A slug that sorts before "conftest" catches import-order differences in generated tests.
     "analytics-hub": {"project_name": "Analytics Hub", "owner_team": "BI Team"},
 }
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make `--dist loadgroup` keep each xdist_group on one worker again.
+
+    pytest-xdist 3.8 marks a grouped test by appending "@group" to `item._nodeid`, but pytest 9
+    reads a test's id from `item._id`; without this, a module-scoped Airflow stack is started
+    once per worker instead of once.
+    """
+    for item in items:
+        grouped = item.__dict__.pop("_nodeid", None)
+        if grouped and grouped != item.nodeid:
+            item._id = coerce_node_id(grouped)
 
 
 def check_overrides(overrides: dict) -> None:
