@@ -58,32 +58,61 @@ with DAG("bench_wide", schedule=None, start_date=START, catchup=False, default_a
 BENCH_DAG_IDS = ("bench_mapped", "bench_wide")
 
 
-class PeakMemory:
-    """Samples the summed RSS of every process in the given process groups until stopped."""
+class GroupUsage:
+    """Samples the processes of the given process groups until stopped: peak summed RSS, and CPU seconds.
+
+    CPU seconds count user + system time, including that of reaped children (task processes
+    are reaped by their long-lived supervisors), of every process alive at the end, minus what
+    it had used at the start. Unlike wall time, that figure barely moves when other work shares
+    the cores, so it shows what a configuration costs even on a busy machine.
+    """
+
+    TICKS = os.sysconf("SC_CLK_TCK")
 
     def __init__(self, groups: list[int]) -> None:
         self.groups, self.peak, self._stop = set(groups), 0, threading.Event()
+        self._cpu_at_start = self._cpu_ticks()
+        self.cpu_seconds = 0.0
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> GroupUsage:
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        at_end = self._cpu_ticks()
+        self.cpu_seconds = sum(ticks - self._cpu_at_start.get(pid, 0) for pid, ticks in at_end.items()) / self.TICKS
+
+    def _members(self):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.getpgid(int(entry.name)) in self.groups:
+                    yield int(entry.name), entry
+            except (OSError, ProcessLookupError):
+                continue
+
+    def _cpu_ticks(self) -> dict[int, int]:
+        ticks = {}
+        for pid, entry in self._members():
+            try:
+                # Fields after the ")" that ends the command name: utime, stime, cutime, cstime are 12-15.
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks[pid] = sum(int(value) for value in fields[11:15])
+        return ticks
 
     def _sample(self) -> None:
         while not self._stop.wait(0.2):
             total = 0
-            for entry in Path("/proc").iterdir():
-                if not entry.name.isdigit():
-                    continue
+            for _, entry in self._members():
                 try:
-                    if os.getpgid(int(entry.name)) not in self.groups:
-                        continue
                     status = (entry / "status").read_text()
-                except (OSError, ProcessLookupError):
+                except OSError:
                     continue
                 rss = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), "0")
                 total += int(rss) * 1024
@@ -97,17 +126,29 @@ def parse_time(value: str | None) -> datetime | None:
 def measure(stack, dag_id: str) -> dict:
     groups = [process.pid for process in stack.processes.values()]
     start = time.monotonic()
-    with PeakMemory(groups) as memory:
+    with GroupUsage(groups) as usage:
         run_id = stack.trigger(dag_id, None)
         state = stack.wait_for_run(dag_id, run_id, timeout=900)
     wall = time.monotonic() - start
     instances = stack.task_instances(dag_id, run_id)
-    delays = [
-        (parse_time(ti["start_date"]) - parse_time(ti["queued_when"])).total_seconds()
-        for ti in instances
-        if ti.get("queued_when") and ti.get("start_date")
-    ]
-    return {"state": state, "wall": wall, "peak_rss": memory.peak, "queue_delay": statistics.median(delays)}
+
+    def median_delay(since: str) -> float:
+        return statistics.median(
+            (parse_time(ti["start_date"]) - parse_time(ti[since])).total_seconds()
+            for ti in instances
+            if ti.get(since) and ti.get("start_date")
+        )
+
+    return {
+        "state": state,
+        "wall": wall,
+        "peak_rss": usage.peak,
+        "cpu": usage.cpu_seconds,
+        # Queued to running is the executor's share; scheduled to running also counts the wait
+        # for a free slot, which a smaller pool moves from the scheduler into the executor's queue.
+        "queue_delay": median_delay("queued_when"),
+        "schedule_delay": median_delay("scheduled_when"),
+    }
 
 
 def seconds(duration: float | str) -> float:
@@ -145,6 +186,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     rows = []
+    parse_times: dict[tuple[str, str], dict[str, float]] = {}
     for executor in args.executors:
         scratch = Path(tempfile.mkdtemp(prefix=f"bench-{executor}-"))
         project = BakedProject(bake(scratch, **VARIANTS[executor]), VARIANTS[executor])
@@ -166,6 +208,7 @@ def main() -> None:
                 if config == "stock":
                     env["AIRFLOW_CONFIG"] = str(stock_cfg)
                 result = run_config(project, home, env, args.runs, celery=executor == "celery")
+                parse_times[executor, config] = result["parse"]
                 for dag_id, samples in result["runs"].items():
                     assert all(sample["state"] == "success" for sample in samples), samples
                     rows.append(
@@ -176,21 +219,34 @@ def main() -> None:
                             "wall_s": statistics.median(sample["wall"] for sample in samples),
                             "peak_rss_gib": statistics.median(sample["peak_rss"] for sample in samples) / 2**30,
                             "queue_delay_s": statistics.median(sample["queue_delay"] for sample in samples),
+                            "schedule_delay_s": statistics.median(sample["schedule_delay"] for sample in samples),
+                            "cpu_s": statistics.median(sample["cpu"] for sample in samples),
                             "parse_s": max(result["parse"].values()),
                         }
                     )
-    header = "executor | DAG | config | trigger to success s | peak RSS GiB | queued to running s | wall | RSS"
-    print(f"| {header} | slowest parse s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    columns = (
+        "executor | DAG | config | trigger to success s | peak RSS GiB | CPU s | queued to running s"
+        " | scheduled to running s | slowest parse s | wall vs stock | RSS vs stock | CPU vs stock"
+    )
+    print(f"| {columns} |")
+    print("|---" * (columns.count("|") + 1) + "|")
     for row in rows:
         stock = next(
             r for r in rows if (r["executor"], r["dag"], r["config"]) == (row["executor"], row["dag"], "stock")
         )
         print(
             f"| {row['executor']} | {row['dag']} | {row['config']} | {row['wall_s']:.1f} | {row['peak_rss_gib']:.2f} "
-            f"| {row['queue_delay_s']:.2f} | {row['wall_s'] / stock['wall_s']:.2f} "
-            f"| {row['peak_rss_gib'] / stock['peak_rss_gib']:.2f} | {row['parse_s']:.3f} |"
+            f"| {row['cpu_s']:.1f} | {row['queue_delay_s']:.2f} | {row['schedule_delay_s']:.2f} | {row['parse_s']:.3f} "
+            f"| {row['wall_s'] / stock['wall_s']:.2f} | {row['peak_rss_gib'] / stock['peak_rss_gib']:.2f} "
+            f"| {row['cpu_s'] / stock['cpu_s']:.2f} |"
         )
+    print("\n`airflow dags report` parse time per file, seconds:\n")
+    configs = list(parse_times)
+    print("| file | " + " | ".join(f"{executor} {config}" for executor, config in configs) + " |")
+    print("|---" * (len(configs) + 1) + "|")
+    for file in sorted({file for times in parse_times.values() for file in times}):
+        cells = " | ".join(f"{parse_times[key].get(file, float('nan')):.3f}" for key in configs)
+        print(f"| {file} | {cells} |")
 
 
 if __name__ == "__main__":
