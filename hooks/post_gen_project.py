@@ -40,6 +40,13 @@ EXAMPLE_FILES = (
 )
 HYBRID_EXAMPLE_FILES = ("dags/example_kubernetes_offload.py",)
 KUBERNETES_FILES = ("deploy/helm/values.yaml", "deploy/k8s/pod_template.yaml", "tests/test_kubernetes_manifests.py")
+# CI for the chosen provider only.
+GITHUB_CI_FILES = (".github/workflows/ci.yml", ".github/workflows/template-update.yml")
+GITLAB_CI_FILES = (".gitlab-ci.yml", ".gitlab/template-update.yml")
+# Metrics: the statsd_exporter mapping or the OpenTelemetry collector, and alert rules for either.
+STATSD_FILES = ("monitoring/statsd_mapping.yaml",)
+OTEL_FILES = ("monitoring/otel-collector.yaml",)
+ALERT_RULE_FILES = ("monitoring/prometheus/airflow_rules.yaml", "monitoring/prometheus/airflow_rules_test.yaml")
 
 
 def unneeded_paths(answers: dict) -> list[str]:
@@ -51,6 +58,16 @@ def unneeded_paths(answers: dict) -> list[str]:
         unneeded += HYBRID_EXAMPLE_FILES
     if not is_true(answers, "__uses_kubernetes"):
         unneeded += KUBERNETES_FILES
+    if answers["ci_provider"] != "github":
+        unneeded += GITHUB_CI_FILES
+    if answers["ci_provider"] != "gitlab":
+        unneeded += GITLAB_CI_FILES
+    if answers["metrics"] != "statsd":
+        unneeded += STATSD_FILES
+    if answers["metrics"] != "otel":
+        unneeded += OTEL_FILES
+    if answers["metrics"] == "none":
+        unneeded += ALERT_RULE_FILES
     return [path.format(slug=answers["project_slug"]) for path in unneeded]
 
 

@@ -90,6 +90,8 @@ def test_services_match_the_executor(baked, variant):
     expected = AIRFLOW_SERVICES | {"postgres"}
     if uses_celery(project):
         expected |= CELERY_AIRFLOW_SERVICES | {"redis"}
+    if project.answer("metrics") == "statsd":
+        expected |= {"statsd-exporter"}
     assert set(resolved_services(project)) == expected
 
 
@@ -135,7 +137,7 @@ def test_secrets_come_only_from_the_env_file(baked, variant):
     secrets = read_env_file(project.path)
     raw = yaml.safe_load(project.read("docker-compose.yaml"))["services"]
     for name in airflow_services(raw):
-        assert raw[name]["env_file"] == ".env", name
+        assert raw[name]["env_file"] == ["config/airflow.overrides.env", ".env"], name
         assert not set(SECRET_NAMES) & set(raw[name].get("environment", {})), f"{name} sets a secret inline"
     for name, service in airflow_services(resolved_services(project)).items():
         assert {key: service["environment"][key] for key in SECRET_NAMES} == secrets, name

@@ -117,7 +117,7 @@ def test_make_run_serves_the_api_and_ctrl_c_stops_every_process(demo, tmp_path):
         log.close()
 
 
-@pytest.mark.parametrize("target", ["test", "lint"])
+@pytest.mark.parametrize("target", ["test", "lint", "test-dags"])
 def test_generated_makefile_targets_pass(demo, target):
     _, projects = demo
     result = subprocess.run(

@@ -21,18 +21,35 @@ BASE_FILES = {
     ".env",
     ".env.example",
     ".gitignore",
+    ".pre-commit-config.yaml",
+    ".yamllint.yaml",
     "Dockerfile",
     "Makefile",
     "README.md",
     "docker-compose.yaml",
     "config/airflow.cfg",
+    "config/airflow.overrides.env",
     "config/pools.json",
     "constraints.txt",
     "dags/.airflowignore",
     "dags/README.md",
+    "deploy/deploy.py",
+    "docs/runbooks/README.md",
+    "docs/runbooks/parse-errors.md",
+    "docs/runbooks/pool-starvation.md",
+    "docs/runbooks/scheduler-down.md",
+    "docs/runbooks/sensor-deadlock.md",
+    "docs/runbooks/task-failures.md",
+    "docs/runbooks/task-heartbeat-timeouts.md",
+    "docs/runbooks/xcom-bloat.md",
+    "monitoring/sql/scheduler_lag.sql",
+    "monitoring/sql/stuck_tasks.sql",
+    "monitoring/sql/success_rate.sql",
+    "monitoring/sql/xcom_size_audit.sql",
     "plugins/{slug}/__init__.py",
     "plugins/{slug}/alerting.py",
     "plugins/{slug}/circuit_breaker.py",
+    "plugins/{slug}/dag_checks.py",
     "plugins/{slug}/dag_defaults.py",
     "plugins/{slug}/incremental.py",
     "plugins/{slug}/quality.py",
@@ -42,14 +59,17 @@ BASE_FILES = {
     "pyproject.toml",
     "requirements-dev.txt",
     "requirements.txt",
+    "scripts/dag_health.py",
     "scripts/run_local.sh",
     "scripts/sync_pools.py",
     "tests/conftest.py",
     "tests/test_alerting.py",
     "tests/test_circuit_breaker.py",
     "tests/test_config.py",
+    "tests/test_dag_health.py",
     "tests/test_dag_integrity.py",
     "tests/test_dag_policy.py",
+    "tests/test_deploy.py",
     "tests/test_incremental.py",
     "tests/test_quality.py",
     "tests/test_resilient_http.py",
@@ -75,6 +95,17 @@ EXAMPLE_FILES = {
 }
 HYBRID_EXAMPLE_FILES = {"dags/example_kubernetes_offload.py"}
 KUBERNETES_FILES = {"deploy/helm/values.yaml", "deploy/k8s/pod_template.yaml", "tests/test_kubernetes_manifests.py"}
+ALERT_RULE_FILES = {"monitoring/prometheus/airflow_rules.yaml", "monitoring/prometheus/airflow_rules_test.yaml"}
+METRICS_FILES = {
+    "statsd": {"monitoring/statsd_mapping.yaml"} | ALERT_RULE_FILES,
+    "otel": {"monitoring/otel-collector.yaml"} | ALERT_RULE_FILES,
+    "none": set(),
+}
+CI_FILES = {
+    "github": {".github/workflows/ci.yml", ".github/workflows/template-update.yml"},
+    "gitlab": {".gitlab-ci.yml", ".gitlab/template-update.yml"},
+    "none": set(),
+}
 
 # executor choice -> ([core] executor, executor-specific cfg sections, executor-specific providers)
 EXECUTORS = {
@@ -100,6 +131,8 @@ def expected_files(project: BakedProject) -> set[str]:
             files |= HYBRID_EXAMPLE_FILES
     if project.answer("executor") in ("KubernetesExecutor", "CeleryKubernetesExecutor"):
         files |= KUBERNETES_FILES
+    files |= CI_FILES[project.answer("ci_provider")]
+    files |= METRICS_FILES[project.answer("metrics")]
     return {name.format(slug=project.slug) for name in files}
 
 
@@ -173,7 +206,7 @@ def test_airflow_cfg_matches_the_executor(baked, variant):
     all_executor_sections = {"celery", "kubernetes_executor"}
     assert set(cfg.sections()) & all_executor_sections == sections
     # LocalExecutor forks its workers on the scheduler's machine, so it gets fewer slots.
-    expected_parallelism = "16" if core_executor == "LocalExecutor" else "64"
+    expected_parallelism = "8" if core_executor == "LocalExecutor" else "64"
     assert cfg["core"]["parallelism"] == expected_parallelism
 
 
@@ -267,6 +300,38 @@ def test_fernet_key_is_a_valid_fernet_key(baked):
 def test_unknown_override_keys_are_refused(tmp_path):
     with pytest.raises(KeyError, match="executer"):
         bake(tmp_path, executer="CeleryExecutor")
+
+
+# deploy_target -> the DAG bundle class production reads it with
+BUNDLE_CLASSES = {
+    "s3": "airflow.providers.amazon.aws.bundles.s3.S3DagBundle",
+    "gcs": "airflow.providers.google.cloud.bundles.gcs.GCSDagBundle",
+    "volume": "airflow.dag_processing.bundles.local.LocalDagBundle",
+    "git_bundle": "airflow.providers.git.bundles.git.GitDagBundle",
+}
+
+
+def bundle_list(value: str) -> list[tuple[str, str]]:
+    return [(bundle["name"], bundle["classpath"]) for bundle in json.loads(value)]
+
+
+@EXECUTOR_VARIANTS  # between them, every deploy_target
+def test_deploy_script_and_bundle_config_follow_the_deploy_target(baked, variant):
+    project = baked(variant)
+    target = project.answer("deploy_target")
+    # --help needs neither Airflow nor a cloud SDK.
+    help_text = run([str(TOOLS_BIN / "python"), "deploy/deploy.py", "--help"], cwd=project.path).stdout
+    assert f"(default: {target})" in help_text and "DEPLOY_TARGET_URI" in help_text and "--dry-run" in help_text
+    production = [(project.slug, BUNDLE_CLASSES[target])]
+    prefix = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST="
+    documented = [line for line in project.read("README.md").splitlines() if line.startswith(prefix)]
+    assert [bundle_list(line.removeprefix(prefix).strip("'")) for line in documented] == [production]
+    if project.answer("executor") in ("KubernetesExecutor", "CeleryKubernetesExecutor"):
+        config_map = yaml.safe_load(project.read("deploy/helm/values.yaml"))["extraConfigMaps"]["airflow-runtime-env"]
+        assert bundle_list(yaml.safe_load(config_map["data"])[prefix.rstrip("=")]) == production
+    # Compose reads the image's dags/, under the production bundle's name.
+    compose = yaml.safe_load(project.read("docker-compose.yaml"))["x-airflow-common"]["environment"]
+    assert bundle_list(compose[prefix.rstrip("=")]) == [(project.slug, BUNDLE_CLASSES["volume"])]
 
 
 def test_readme_tree_lists_every_generated_file(baked):

@@ -24,6 +24,8 @@ from pathlib import Path
 
 POOLS_FILE = Path(__file__).resolve().parents[1] / "config" / "pools.json"
 FIELDS = ("slots", "description", "include_deferred")
+# The API changes only these on default_pool; its description stays Airflow's.
+DEFAULT_POOL_FIELDS = ("slots", "include_deferred")
 
 
 class SyncError(Exception):
@@ -111,9 +113,10 @@ def plan(desired: dict[str, dict], existing: dict[str, dict], prune: bool) -> li
     """(action, pool, settings) for every change; an empty plan means already in sync."""
     changes = []
     for name, settings in sorted(desired.items()):
+        fields = DEFAULT_POOL_FIELDS if name == "default_pool" else FIELDS
         if name not in existing:
             changes.append(("create", name, settings))
-        elif existing[name] != settings:
+        elif any(existing[name].get(key) != settings[key] for key in fields):
             changes.append(("update", name, settings))
     if prune:
         changes += [("delete", name, {}) for name in sorted(set(existing) - set(desired) - {"default_pool"})]
@@ -126,7 +129,10 @@ def apply(api: AirflowApi, changes: list[tuple[str, str, dict]]) -> None:
         if action == "create":
             api.request("POST", "/api/v2/pools", {"name": name, **settings})
         elif action == "update":
-            api.request("PATCH", f"/api/v2/pools/{quoted}", {"name": name, **settings})
+            # A PATCH of default_pool is refused unless its update_mask names only the fields it may change.
+            mask = urllib.parse.urlencode({"update_mask": DEFAULT_POOL_FIELDS}, doseq=True)
+            path = f"/api/v2/pools/{quoted}" + (f"?{mask}" if name == "default_pool" else "")
+            api.request("PATCH", path, {"name": name, **settings})
         else:
             api.request("DELETE", f"/api/v2/pools/{quoted}")
 

@@ -1,4 +1,4 @@
-"""config/airflow.cfg is valid for Airflow 3, loads its executors and holds no secrets."""
+"""config/airflow.cfg and the team's overrides are valid for Airflow 3, load their executors and hold no secrets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import AIRFLOW_CFG
+from conftest import AIRFLOW_CFG, CONFIG_OVERRIDES, OVERRIDE_LINE, config_overrides, override_lines
 
 AIRFLOW = [sys.executable, "-m", "airflow"]
 
@@ -88,6 +88,42 @@ def test_no_secrets_in_config():
         kwargs = json.loads(parser["secrets"]["backend_kwargs"])
         credentials = sorted(name for name in kwargs if any(word in name.lower() for word in CREDENTIAL_WORDS))
         assert not credentials, f"[secrets] backend_kwargs holds credentials: {credentials}"
+
+
+def environment_name(section: str, option: str) -> str:
+    return f"AIRFLOW__{section.replace('.', '_').upper()}__{option.upper()}"
+
+
+def test_overrides_are_plain_assignments():
+    malformed = [line for line in override_lines() if not OVERRIDE_LINE.fullmatch(line)]
+    assert not malformed, (
+        f"{CONFIG_OVERRIDES.name}: write AIRFLOW__SECTION__KEY=value, without quotes, $, # or spaces around "
+        f"the value, which make, docker compose and kubectl would each read differently: {malformed}"
+    )
+
+
+def test_overrides_name_options_airflow_knows_and_applies(tmp_path):
+    from airflow.configuration import conf
+
+    # Airflow silently ignores a variable that names no option, so a typo would go unnoticed.
+    options = {
+        environment_name(section, option): (section, option)
+        for section, names in known_options(tmp_path).items()
+        for option in names
+    }
+    overrides = config_overrides()
+    unknown = sorted(set(overrides) - set(options))
+    assert not unknown, f"{CONFIG_OVERRIDES.name} names options Airflow does not know: {unknown}"
+    ignored = sorted(name for name, value in overrides.items() if conf.get(*options[name]) != value)
+    assert not ignored, f"overridden again by the test setup in conftest.py: {ignored}"
+
+
+def test_overrides_hold_no_secrets():
+    from airflow.configuration import conf
+
+    sensitive = {environment_name(section, option) for section, option in conf.sensitive_config_values}
+    secrets = sorted(set(config_overrides()) & sensitive)
+    assert not secrets, f"{CONFIG_OVERRIDES.name} is committed: set these in .env or a secrets store instead: {secrets}"
 
 
 def test_no_machine_specific_paths():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from {{ cookiecutter.project_slug }}.dag_checks import import_errors
+
 
 def test_no_import_errors(dag_bag):
     # Cycles, duplicate dag_ids and unknown executors surface here as well.
-    errors = "\n\n".join(f"{path}:\n{error}" for path, error in sorted(dag_bag.import_errors.items()))
-    assert not dag_bag.import_errors, f"DAG files failed to import:\n\n{errors}"
+    errors = import_errors(dag_bag)
+    assert not errors, "DAG files failed to import:\n\n" + "\n\n".join(errors)

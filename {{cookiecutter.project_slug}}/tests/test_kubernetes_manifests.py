@@ -192,11 +192,13 @@ def test_task_pods_run_the_image_the_chart_deploys():
 
 def test_task_pods_share_the_runtime_settings_of_every_component():
     values = helm_values()
-    config_maps = set(values.get("extraConfigMaps", {}))
+    # airflow-team-config is made from config/airflow.overrides.env before each upgrade.
+    config_maps = set(values.get("extraConfigMaps", {})) | {"airflow-team-config"}
     shared = yaml.safe_load(values["extraEnvFrom"])
     assert {source["configMapRef"]["name"] for source in shared} <= config_maps
     from_template = {source.config_map_ref.name for source in template_pod().spec.containers[0].env_from or []}
     assert from_template and from_template <= config_maps, "the pod template reads a ConfigMap values.yaml creates"
+    assert {source["configMapRef"]["name"] for source in shared} == from_template, "task pods get what components get"
     assert "AIRFLOW__CORE__EXECUTION_API_SERVER_URL" in helm_env_names(values)
 
 

@@ -49,3 +49,22 @@ def test_plan_creates_updates_and_only_prunes_when_asked():
 def test_missing_credentials_fail_before_any_request(tmp_path, capsys):
     assert sync_pools.main(["--dry-run"], environ={"AIRFLOW_API_URL": "http://127.0.0.1:9"}) == 1
     assert "AIRFLOW_API_USERNAME" in capsys.readouterr().err
+
+
+def test_default_pool_is_only_compared_and_patched_on_the_fields_the_api_may_change():
+    # Airflow's API refuses to change default_pool's description; a plan that tried would never converge.
+    desired = {"default_pool": {"slots": 64, "description": "ours", "include_deferred": False}}
+    existing = {"default_pool": {"slots": 64, "description": "Default pool", "include_deferred": False}}
+    assert sync_pools.plan(desired, existing, prune=False) == []
+    existing["default_pool"]["slots"] = 128
+    changes = sync_pools.plan(desired, existing, prune=False)
+
+    class RecordingApi:
+        calls = []
+
+        def request(self, method, path, body=None):
+            self.calls.append((method, path))
+
+    sync_pools.apply(RecordingApi(), changes)
+    masked = "/api/v2/pools/default_pool?update_mask=slots&update_mask=include_deferred"
+    assert RecordingApi.calls == [("PATCH", masked)]

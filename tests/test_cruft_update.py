@@ -1,0 +1,610 @@
+"""Update tier: projects made with cruft take the template's changes and keep every team edit.
+
+A git copy of this template is commit A. `cruft create` makes a project from it, which the team
+edits and commits. Commit B then changes the template, and `cruft update` must bring all of B
+into the project without losing an edit, writing a .rej file or leaving a conflict marker.
+Everything runs the real cruft and cookiecutter CLIs against local paths, never the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TEMPLATE_DIR, TOOLS_BIN, BakedProject, airflow_env, project_venv, run
+
+pytestmark = pytest.mark.xdist_group("cruft_update")
+
+CRUFT = str(TOOLS_BIN / "cruft")
+COOKIECUTTER = str(TOOLS_BIN / "cookiecutter")
+NOT_TEMPLATE = shutil.ignore_patterns(".git", ".cache", ".demo", ".pytest_cache", ".ruff_cache", "__pycache__")
+SLUG = "data_platform_airflow"
+TEMPLATE_PROJECT = "{{cookiecutter.project_slug}}"
+OVERRIDES = "config/airflow.overrides.env"
+RUNS_PER_DAG = re.compile(r"^max_active_runs_per_dag = (\d+)$", re.M)
+WORKFLOW = ".github/workflows/template-update.yml"
+CONFLICT = re.compile(r"^<<<<<<< ours\n(.*?)^=======\n(.*?)^>>>>>>> theirs\n", re.M | re.S)
+
+
+def replace_once(text: str, pattern: str, replacement: str) -> str:
+    """The text with the one match of pattern replaced; fails loudly if the template moved on."""
+    changed, count = re.subn(pattern, replacement, text, flags=re.M)
+    assert count == 1, f"expected one match of {pattern!r}, found {count}"
+    return changed
+
+
+# The edits a team makes, as functions of a file's text, so that the same edit can be applied
+# to a fresh bake to say exactly what the updated project must hold.
+def append_team_notes(text: str) -> str:
+    return text + "\n## Team notes\n\nOn call: the data-platform rota, escalated in #data-platform-oncall.\n"
+
+
+TEAM_POOL = """  "team_exports": {
+    "slots": 2,
+    "description": "Exports to finance.",
+    "include_deferred": false
+  }"""
+
+
+def add_team_pool(text: str) -> str:
+    return replace_once(text, r"^  }\n}\n\Z", "  },\n" + TEAM_POOL + "\n}\n")
+
+
+def tag_team_reviewed(text: str) -> str:
+    return replace_once(text, r"^(    tags=\[.*)\],$", r'\1, "team-reviewed"],')
+
+
+def tune_overrides(text: str) -> str:
+    return text + "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=24\n"
+
+
+TEAM_EDITS: dict[str, Callable[[str], str]] = {
+    "README.md": append_team_notes,
+    "config/pools.json": add_team_pool,
+    "dags/example_safe_taskflow.py": tag_team_reviewed,
+}
+TEAM_DELETED = "dags/example_large_xcom.py"
+TEAM_DAG = "dags/team_exports.py"
+TEAM_DAG_SOURCE = f'''"""Nightly export of settled orders to finance: the team's own DAG, unknown to the template."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+
+from {SLUG}.dag_defaults import daily_intervals, default_args
+
+
+@dag(
+    schedule=daily_intervals(),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    default_args=default_args(),
+    tags=["team", "finance"],
+    doc_md=__doc__,
+)
+def team_exports():
+    @task(pool="team_exports")
+    def export(data_interval_start=None) -> str:
+        return f"exported {{data_interval_start}}"
+
+    export()
+
+
+team_exports()
+'''
+
+# Template commit B: a retuned value, a new file, a new test, a pool change, and changes to
+# files the team edited elsewhere, deleted, or owns outright.
+NEW_TEMPLATE_FILE = "docs/on_call.md"
+NEW_POLICY_TEST = """
+
+def test_every_dag_id_is_a_python_identifier(dag_bag):
+    # DAG ids end up in file names, metric names and URLs.
+    odd = sorted(dag_id for dag_id in dag_bag.dags if not dag_id.isidentifier())
+    assert not odd, f"use letters, digits and _ in these DAG ids: {odd}"
+"""
+
+
+@dataclass
+class TemplateB:
+    runs_per_dag: int  # the retuned [core] max_active_runs_per_dag
+    first_pool_slots: int
+
+
+def change_template(template: Path) -> TemplateB:
+    """Make commit B's changes in the template repo."""
+    project = template / TEMPLATE_PROJECT
+    cfg = project / "config" / "airflow.cfg"
+    runs = int(RUNS_PER_DAG.search(cfg.read_text())[1]) + 1
+    cfg.write_text(replace_once(cfg.read_text(), RUNS_PER_DAG.pattern, f"max_active_runs_per_dag = {runs}"))
+    (project / NEW_TEMPLATE_FILE).parent.mkdir(exist_ok=True)
+    (project / NEW_TEMPLATE_FILE).write_text("# {{ cookiecutter.project_name }} on call\n\nWho to call, and when.\n")
+    policy = project / "tests" / "test_dag_policy.py"
+    policy.write_text(policy.read_text() + NEW_POLICY_TEST)
+    # The first pool: far from the end of the file, where the team adds theirs.
+    pools = project / "config" / "pools.json"
+    slots = int(re.search(r'"slots": (\d+),', pools.read_text())[1]) + 1
+    pools.write_text(re.sub(r'"slots": \d+,', f'"slots": {slots},', pools.read_text(), count=1))
+    for name in ("dags/example_safe_taskflow.py", TEAM_DELETED):
+        dag = project / name
+        dag.write_text(replace_once(dag.read_text(), r'\A"""', '"""Template B. '))
+    overrides = project / OVERRIDES
+    overrides.write_text("# Template B\n" + overrides.read_text())
+    return TemplateB(runs, slots)
+
+
+def isolated_env(root: Path) -> dict[str, str]:
+    """Git and cookiecutter that read no user or system config and write only under root."""
+    config = root / "cookiecutter.yaml"
+    config.write_text(f"cookiecutters_dir: {root / 'cookiecutters'}\nreplay_dir: {root / 'replay'}\n")
+    return {
+        **os.environ,
+        "HOME": str(root),
+        "COOKIECUTTER_CONFIG": str(config),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "Data Platform",
+        "GIT_AUTHOR_EMAIL": "data-platform@example.com",
+        "GIT_COMMITTER_NAME": "Data Platform",
+        "GIT_COMMITTER_EMAIL": "data-platform@example.com",
+    }
+
+
+def git(repo: Path, env: dict, *args: str) -> str:
+    return run(["git", *args], cwd=repo, env=env).stdout
+
+
+def commit_all(repo: Path, env: dict, message: str) -> str:
+    git(repo, env, "add", "--all")
+    git(repo, env, "commit", "--quiet", "--message", message)
+    return git(repo, env, "rev-parse", "HEAD").strip()
+
+
+def unmerged(repo: Path, env: dict) -> list[str]:
+    return git(repo, env, "diff", "--name-only", "--diff-filter=U").split()
+
+
+def conflict_leftovers(project: Path) -> list[str]:
+    """.rej files, and files with a conflict marker line."""
+    leftovers = [str(path.relative_to(project)) for path in project.rglob("*.rej")]
+    for path in project.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            if re.search(r"^(<<<<<<<|>>>>>>>) ", path.read_text(errors="replace"), re.M):
+                leftovers.append(str(path.relative_to(project)))
+    return leftovers
+
+
+def project_at(story: Story, commit: str, destination: Path) -> Path:
+    """A clone of the story's project, checked out at one of its commits."""
+    project = destination / SLUG
+    git(destination, story.env, "clone", "--quiet", str(story.project), str(project))
+    git(project, story.env, "reset", "--quiet", "--hard", commit)
+    return project
+
+
+def retune_in_airflow_cfg(project: Path, env: dict) -> None:
+    """The team changes the line that template commit B changes too."""
+    cfg = project / "config" / "airflow.cfg"
+    cfg.write_text(replace_once(cfg.read_text(), RUNS_PER_DAG.pattern, "max_active_runs_per_dag = 10"))
+    commit_all(project, env, "Team retunes airflow.cfg itself")
+
+
+def cruft_state(project: Path) -> dict:
+    return json.loads((project / ".cruft.json").read_text())
+
+
+def bake_fresh(template: Path, output: Path, env: dict, **answers: str) -> Path:
+    """What `cookiecutter` makes today from the template repo's checked-out commit."""
+    options = [f"{name}={value}" for name, value in answers.items()]
+    output.mkdir(exist_ok=True)
+    run([COOKIECUTTER, "--no-input", "--output-dir", str(output), str(template), *options], cwd=output, env=env)
+    return output / SLUG
+
+
+def assert_is_fresh_bake_with_team_edits(project: Path, fresh: Path, env: dict, overrides: str) -> None:
+    """The project holds exactly a fresh bake's files, plus the team's: nothing more, nothing lost."""
+    fresh_files = {str(path.relative_to(fresh)) for path in fresh.rglob("*") if path.is_file()} - {".env"}
+    tracked = set(git(project, env, "ls-files").split())
+    assert tracked == (fresh_files - {TEAM_DELETED}) | {TEAM_DAG, ".cruft.json"}
+    differing = []
+    for name in sorted(fresh_files - {TEAM_DELETED, OVERRIDES}):
+        expected = (fresh / name).read_text()
+        expected = TEAM_EDITS[name](expected) if name in TEAM_EDITS else expected
+        mode = (project / name).stat().st_mode & 0o111, (fresh / name).stat().st_mode & 0o111
+        if (project / name).read_text() != expected or mode[0] != mode[1]:
+            differing.append(name)
+    assert not differing, f"not the template's content plus the team's edits: {differing}"
+    assert (project / OVERRIDES).read_text() == overrides
+    assert (project / TEAM_DAG).read_text() == TEAM_DAG_SOURCE
+
+
+@dataclass
+class Story:
+    env: dict
+    template: Path
+    project: Path
+    commit_a: str
+    commit_b: str
+    created: str  # the project's first commit: what cruft create made
+    edited: str  # the project's commit with the team's edits, before the update
+    b: TemplateB
+    overrides: str  # the team's config/airflow.overrides.env
+    env_file: bytes  # .env as cruft create wrote it
+    check_before: subprocess.CompletedProcess
+    update: subprocess.CompletedProcess
+    unmerged: list[str]
+    leftovers: list[str]
+    check_after: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory) -> Story:
+    """Create at A, edit as a team, move the template to B, update; then commit the update."""
+    root = tmp_path_factory.mktemp("cruft-update")
+    env = isolated_env(root)
+    template = root / "airflow-template"
+    shutil.copytree(TEMPLATE_DIR, template, ignore=NOT_TEMPLATE)
+    git(template, env, "init", "--quiet", "--initial-branch=main")
+    commit_a = commit_all(template, env, "A")
+
+    run([CRUFT, "create", "--no-input", "--output-dir", str(root / "projects"), str(template)], cwd=root, env=env)
+    project = root / "projects" / SLUG
+    git(project, env, "init", "--quiet", "--initial-branch=main")
+    created = commit_all(project, env, "Made with cruft create")
+
+    for name, edit in TEAM_EDITS.items():
+        (project / name).write_text(edit((project / name).read_text()))
+    (project / OVERRIDES).write_text(tune_overrides((project / OVERRIDES).read_text()))
+    (project / TEAM_DAG).write_text(TEAM_DAG_SOURCE)
+    (project / TEAM_DELETED).unlink()
+    edited = commit_all(project, env, "Team edits")
+
+    b = change_template(template)
+    commit_b = commit_all(template, env, "B")
+
+    env_file = (project / ".env").read_bytes()
+    check_before = run([CRUFT, "check"], cwd=project, env=env, check=False)
+    update = run([CRUFT, "update", "-y"], cwd=project, env=env)
+    story = Story(
+        env=env,
+        template=template,
+        project=project,
+        commit_a=commit_a,
+        commit_b=commit_b,
+        created=created,
+        edited=edited,
+        b=b,
+        overrides=(project / OVERRIDES).read_text(),
+        env_file=env_file,
+        check_before=check_before,
+        update=update,
+        unmerged=unmerged(project, env),
+        leftovers=conflict_leftovers(project),
+        check_after=run([CRUFT, "check"], cwd=project, env=env, check=False),
+    )
+    commit_all(project, env, "Update from the template")
+    return story
+
+
+def test_cruft_create_makes_what_cookiecutter_makes(story, tmp_path):
+    assert not list((TEMPLATE_DIR / "hooks").glob("pre_prompt*")), "cruft never runs a pre_prompt hook"
+    created = project_at(story, story.created, tmp_path)
+    template_at_a = tmp_path / "template-at-a"
+    template_at_a.mkdir()
+    git(story.template, story.env, "archive", f"--output={tmp_path / 'a.tar'}", story.commit_a)
+    run(["tar", "--extract", f"--file={tmp_path / 'a.tar'}"], cwd=template_at_a)
+    fresh = bake_fresh(template_at_a, tmp_path / "cookiecutter", story.env)
+    fresh_files = {str(path.relative_to(fresh)) for path in fresh.rglob("*") if path.is_file()} - {".env"}
+    assert set(git(created, story.env, "ls-files").split()) == fresh_files | {".cruft.json"}
+    assert [name for name in sorted(fresh_files) if (created / name).read_bytes() != (fresh / name).read_bytes()] == []
+    assert cruft_state(created)["commit"] == story.commit_a
+    assert b"AIRFLOW__CORE__FERNET_KEY=" in story.env_file, "the post-gen hook runs under cruft"
+
+
+def test_cruft_check_tells_when_the_template_moved(story):
+    assert story.check_before.returncode == 1
+    assert "out of date" in story.check_before.stdout
+    assert story.check_after.returncode == 0, story.check_after.stdout
+    assert cruft_state(story.project)["commit"] == story.commit_b
+
+
+def test_update_brings_every_template_change(story):
+    project = story.project
+    assert RUNS_PER_DAG.search((project / "config" / "airflow.cfg").read_text())[1] == str(story.b.runs_per_dag)
+    assert (project / NEW_TEMPLATE_FILE).read_text().startswith("# Data Platform Airflow on call\n")
+    assert (project / "tests" / "test_dag_policy.py").read_text().endswith(NEW_POLICY_TEST)
+    assert f'"slots": {story.b.first_pool_slots},' in (project / "config" / "pools.json").read_text()
+    assert (project / "dags" / "example_safe_taskflow.py").read_text().startswith('"""Template B. ')
+
+
+def test_update_keeps_every_team_edit(story):
+    project = story.project
+    assert (project / "README.md").read_text().endswith(append_team_notes(""))
+    assert json.loads((project / "config" / "pools.json").read_text())["team_exports"]["slots"] == 2
+    assert '"team-reviewed"]' in (project / "dags" / "example_safe_taskflow.py").read_text()
+    assert (project / TEAM_DAG).read_text() == TEAM_DAG_SOURCE
+    assert not (project / TEAM_DELETED).exists(), "a DAG the team deleted came back"
+    # Skipped: the team's overrides never see the template's change, .env keeps its secrets.
+    assert story.overrides.endswith(tune_overrides("")) and not story.overrides.startswith("# Template B")
+    assert (project / ".env").read_bytes() == story.env_file
+
+
+def test_update_leaves_no_reject_or_conflict(story):
+    assert story.unmerged == [] and story.leftovers == []
+    output = story.update.stdout + story.update.stderr
+    assert "conflicts" not in output and ".rej" not in output, output
+
+
+def test_updated_project_is_the_new_template_plus_the_team_edits(story, tmp_path):
+    fresh = bake_fresh(story.template, tmp_path, story.env)
+    assert_is_fresh_bake_with_team_edits(story.project, fresh, story.env, story.overrides)
+
+
+def test_cruft_diff_shows_the_team_edits_and_nothing_it_skips(story):
+    result = run([CRUFT, "diff", "--exit-code"], cwd=story.project, env=story.env, check=False)
+    assert result.returncode == 1
+    differing = set(re.findall(r"^diff --git upstream-template-old/(\S+) ", result.stdout, re.M))
+    assert differing == set(TEAM_EDITS), result.stdout[-4000:]
+
+
+def test_team_overrides_reach_make_and_docker_compose(story):
+    name, _, value = tune_overrides("").strip().partition("=")
+    show = f"show:\n\t@printenv {name}\n"
+    make = subprocess.run(
+        ["make", "--no-print-directory", "-f", "Makefile", "-f", "-", "show"],
+        cwd=story.project,
+        input=show,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert make.stdout.strip() == value
+    compose = run(
+        [str(TOOLS_BIN / "docker-compose"), "config", "--format", "json"],
+        cwd=story.project,
+        env={**story.env, "DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    )
+    services = json.loads(compose.stdout)["services"]
+    airflow_services = [service for service in services.values() if service.get("image", "").startswith(SLUG)]
+    assert airflow_services and all(service["environment"][name] == value for service in airflow_services)
+
+
+def test_same_line_edit_is_reported_as_a_conflict_that_keeps_both_versions(story, tmp_path):
+    project = project_at(story, story.edited, tmp_path)
+    retune_in_airflow_cfg(project, story.env)
+
+    result = run([CRUFT, "update", "-y"], cwd=project, env=story.env)
+    cfg = project / "config" / "airflow.cfg"
+
+    assert "Applied patch to 'config/airflow.cfg' with conflicts." in result.stderr + result.stdout
+    assert unmerged(project, story.env) == ["config/airflow.cfg"]
+    ours, theirs = CONFLICT.search(cfg.read_text()).groups()
+    assert ours == "max_active_runs_per_dag = 10\n"
+    assert theirs == f"max_active_runs_per_dag = {story.b.runs_per_dag}\n"
+    # Everything else in B still arrived, next to every team edit, with nothing in a .rej file.
+    assert (project / NEW_TEMPLATE_FILE).exists() and (project / "tests" / "test_dag_policy.py").read_text().endswith(
+        NEW_POLICY_TEST
+    )
+    assert conflict_leftovers(project) == ["config/airflow.cfg"]
+    assert '"team-reviewed"]' in (project / "dags" / "example_safe_taskflow.py").read_text()
+    assert cruft_state(project)["commit"] == story.commit_b
+
+
+def test_switching_the_executor_adds_and_removes_the_right_files(story, tmp_path):
+    project = project_at(story, "HEAD", tmp_path)
+    kubernetes_files = {
+        "dags/example_kubernetes_offload.py",
+        "deploy/helm/values.yaml",
+        "deploy/k8s/pod_template.yaml",
+        "tests/test_kubernetes_manifests.py",
+    }
+    before = set(git(project, story.env, "ls-files").split())
+    for executor, added, removed in (
+        ("CeleryExecutor", set(), set()),
+        ("CeleryKubernetesExecutor", kubernetes_files, set()),
+        ("LocalExecutor", set(), kubernetes_files),
+    ):
+        changed = json.dumps({"executor": executor})
+        run([CRUFT, "update", "-y", "--variables-to-update", changed], cwd=project, env=story.env)
+        assert unmerged(project, story.env) == [] and conflict_leftovers(project) == [], executor
+        commit_all(project, story.env, f"Switch to {executor}")
+        after = set(git(project, story.env, "ls-files").split())
+        assert (after - before, before - after) == (added, removed), executor
+        assert cruft_state(project)["context"]["cookiecutter"]["executor"] == executor
+        fresh = bake_fresh(story.template, tmp_path / executor, story.env, executor=executor)
+        assert_is_fresh_bake_with_team_edits(project, fresh, story.env, story.overrides)
+        before = after
+    celery = (tmp_path / "CeleryExecutor" / SLUG).joinpath
+    assert "[celery]" in celery("config/airflow.cfg").read_text()
+    assert "apache-airflow-providers-celery" in celery("requirements.txt").read_text()
+    assert "\n  worker:\n" in celery("docker-compose.yaml").read_text()
+
+
+def run_workflow_update_step(project: Path, env: dict, scratch: Path) -> tuple[Path, list[str]]:
+    """Run the scheduled workflow's update step as GitHub would, with its push going to a local
+    bare repository and its `gh` call recorded; returns that repository and gh's arguments."""
+    workflow = yaml.safe_load((project / WORKFLOW).read_text())
+    (script,) = [step["run"] for step in workflow["jobs"]["update"]["steps"] if "cruft update" in step.get("run", "")]
+    origin = scratch / "origin.git"
+    git(scratch, env, "init", "--quiet", "--bare", str(origin))
+    calls = scratch / "gh-arguments"
+    stubs = scratch / "bin"
+    stubs.mkdir()
+    (stubs / "gh").write_text(f'#!/usr/bin/env bash\nprintf "%s\\0" "$@" > "{calls}"\n')
+    (stubs / "gh").chmod(0o755)
+    repository = f"org/{SLUG}"
+    step_env = {
+        **env,
+        **workflow["env"],
+        "PATH": os.pathsep.join([str(stubs), str(TOOLS_BIN), os.environ["PATH"]]),
+        "GH_TOKEN": "test-token",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": repository,
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.{origin}.insteadOf",
+        "GIT_CONFIG_VALUE_0": f"https://x-access-token:test-token@github.com/{repository}.git",
+    }
+    run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=project, env=step_env)
+    return origin, calls.read_text().split("\0")[:-1]
+
+
+@pytest.mark.parametrize("conflict", [False, True], ids=["clean", "conflict"])
+def test_scheduled_workflow_pushes_the_update_and_opens_a_pull_request(story, tmp_path, conflict):
+    project = project_at(story, story.edited, tmp_path)
+    if conflict:
+        retune_in_airflow_cfg(project, story.env)
+
+    origin, gh = run_workflow_update_step(project, story.env, tmp_path)
+
+    branch = yaml.safe_load((project / WORKFLOW).read_text())["env"]["BRANCH"]
+    pushed = json.loads(git(origin, story.env, "show", f"{branch}:.cruft.json"))
+    assert pushed["commit"] == story.commit_b
+    assert gh[:2] == ["pr", "create"]
+    assert gh[gh.index("--head") + 1] == branch
+    assert gh[gh.index("--title") + 1] == f"Update from the template ({story.commit_b[:12]})"
+    body = gh[gh.index("--body") + 1]
+    # A pull request with conflicts opens as a draft that names the files to resolve.
+    assert ("--draft" in gh) is conflict
+    assert ("- config/airflow.cfg" in body) is conflict
+    pushed_cfg = git(origin, story.env, "show", f"{branch}:config/airflow.cfg")
+    assert bool(CONFLICT.search(pushed_cfg)) is conflict
+
+
+def run_gitlab_job(project: Path, env: dict, scratch: Path, origin: Path) -> subprocess.CompletedProcess:
+    """Run the scheduled GitLab job's script as a runner would, pushing to a local bare repository."""
+    job = yaml.safe_load((project / ".gitlab" / "template-update.yml").read_text())["template-update"]
+    stubs = scratch / "bin"
+    stubs.mkdir(exist_ok=True)
+    # cruft is installed already, and tests never reach PyPI.
+    python = shutil.which("python3")
+    (stubs / "python").write_text(f'#!/usr/bin/env bash\n[ "$1 $2" = "-m pip" ] && exit 0\nexec {python} "$@"\n')
+    (stubs / "python").chmod(0o755)
+    repository = f"org/{SLUG}"
+    job_env = {
+        **env,
+        **job["variables"],
+        "PATH": os.pathsep.join([str(stubs), str(TOOLS_BIN), os.environ["PATH"]]),
+        "CI_SERVER_HOST": "gitlab.example.com",
+        "CI_PROJECT_PATH": repository,
+        "CI_DEFAULT_BRANCH": "main",
+        "TEMPLATE_UPDATE_TOKEN": "test-token",
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.{origin}.insteadOf",
+        "GIT_CONFIG_VALUE_0": f"https://template-update:test-token@gitlab.example.com/{repository}.git",
+    }
+    script = "\n".join(job["script"])
+    return run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=project, env=job_env)
+
+
+def test_scheduled_gitlab_job_opens_a_draft_merge_request_for_a_conflict(story, tmp_path):
+    project = project_at(story, story.edited, tmp_path)
+    # Move the project to GitLab CI, still at template commit A, then give it a conflict with B.
+    to_gitlab = json.dumps({"ci_provider": "gitlab"})
+    run(
+        [CRUFT, "update", "-y", "--checkout", story.commit_a, "--variables-to-update", to_gitlab],
+        cwd=project,
+        env=story.env,
+    )
+    assert not (project / WORKFLOW).exists() and (project / ".gitlab" / "template-update.yml").exists()
+    commit_all(project, story.env, "CI moves to GitLab")
+    retune_in_airflow_cfg(project, story.env)
+    origin = tmp_path / "origin.git"
+    git(tmp_path, story.env, "init", "--quiet", "--bare", str(origin))
+    git(origin, story.env, "config", "receive.advertisePushOptions", "true")
+    hook = origin / "hooks" / "pre-receive"
+    record = 'for i in $(seq 0 $((GIT_PUSH_OPTION_COUNT - 1))); do v="GIT_PUSH_OPTION_$i"; printf "%s\\0" "${!v}"; done'
+    hook.write_text(f'#!/usr/bin/env bash\n{{ {record}; }} >> "{tmp_path / "push-options"}"\n')
+    hook.chmod(0o755)
+
+    run_gitlab_job(project, story.env, tmp_path, origin)
+
+    options = dict(option.partition("=")[::2] for option in (tmp_path / "push-options").read_text().split("\0")[:-1])
+    assert "merge_request.create" in options and options["merge_request.target"] == "main"
+    assert options["merge_request.title"] == f"Draft: Update from the template ({story.commit_b[:12]})"
+    assert "config/airflow.cfg" in options["merge_request.description"]
+    assert CONFLICT.search(git(origin, story.env, "show", "template-update:config/airflow.cfg"))
+    pushed = git(origin, story.env, "rev-parse", "template-update")
+
+    # While that merge request waits, the next scheduled run leaves its branch alone.
+    git(project, story.env, "switch", "--quiet", "main")
+    second = run_gitlab_job(project, story.env, tmp_path, origin)
+    assert "still waits for review" in second.stdout
+    assert git(origin, story.env, "rev-parse", "template-update") == pushed
+
+
+def run_project_tests(project: Path, scratch: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """The project's own pytest, in a venv with its pinned requirements, as `make test` runs it."""
+    venv = project_venv(BakedProject(project, {}))
+    python = str(venv / "bin" / "python")
+    env = airflow_env(project, venv, scratch / "airflow-home")
+    return run([python, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=project, env=env, check=check)
+
+
+@pytest.mark.airflow
+def test_project_suite_passes_after_the_update(story, tmp_path):
+    # The suites that read what the team and the template both changed: DAGs, pools, config.
+    suites = ["tests/test_dag_integrity.py", "tests/test_dag_policy.py", "tests/test_config.py"]
+    result = run_project_tests(story.project, tmp_path, "-v", *suites)
+    # The template's new test ran, and the team's override was checked and applied.
+    assert "test_dag_policy.py::test_every_dag_id_is_a_python_identifier PASSED" in result.stdout
+    assert "test_config.py::test_overrides_name_options_airflow_knows_and_applies PASSED" in result.stdout
+
+
+@pytest.mark.airflow
+def test_project_suite_rejects_a_broken_override(story, tmp_path):
+    project = tmp_path / SLUG
+    shutil.copytree(story.project, project, symlinks=True)
+    broken = {
+        "AIRFLOW__CORE__PARALELISM=8": "test_overrides_name_options_airflow_knows_and_applies",
+        "AIRFLOW__CORE__FERNET_KEY=a-secret-that-must-not-be-committed": "test_overrides_hold_no_secrets",
+        'AIRFLOW__CORE__PARALLELISM="8"': "test_overrides_are_plain_assignments",
+    }
+    with (project / OVERRIDES).open("a") as overrides:
+        overrides.write("".join(f"{line}\n" for line in broken))
+    result = run_project_tests(project, tmp_path, "-q", "-k", "overrides", "tests/test_config.py", check=False)
+    assert result.returncode == 1
+    failed = set(re.findall(r"^FAILED tests/test_config\.py::(\w+)", result.stdout, re.M))
+    assert failed == set(broken.values()), result.stdout[-4000:]
+    for line in broken:
+        assert line.partition("=")[0] in result.stdout
+
+
+def test_replay_reproduces_a_project_byte_for_byte(tmp_path):
+    env = isolated_env(tmp_path)
+    template = tmp_path / "airflow-template"
+    shutil.copytree(TEMPLATE_DIR, template, ignore=NOT_TEMPLATE)
+    answers = ["project_name=Replay Check", "executor=CeleryKubernetesExecutor", "ci_provider=gitlab", "metrics=otel"]
+    run([COOKIECUTTER, "--no-input", "-o", str(tmp_path / "first"), str(template), *answers], cwd=tmp_path, env=env)
+    (replay_file,) = (tmp_path / "replay").glob("*.json")
+    run([COOKIECUTTER, "--replay", "-o", str(tmp_path / "replay-dir"), str(template)], cwd=tmp_path, env=env)
+    # A replay file kept anywhere, as a team might keep one in its repository.
+    answers_file = shutil.copy(replay_file, tmp_path / "answers.json")
+    run(
+        [COOKIECUTTER, "--replay-file", str(answers_file), "-o", str(tmp_path / "replay-file"), str(template)],
+        cwd=tmp_path,
+        env=env,
+    )
+
+    def snapshot(output: str) -> dict[str, tuple[bytes, int]]:
+        project = tmp_path / output / "replay_check"
+        return {
+            str(path.relative_to(project)): (path.read_bytes(), path.stat().st_mode)
+            for path in sorted(project.rglob("*"))
+            if path.is_file()
+        }
+
+    first = snapshot("first")
+    assert "deploy/helm/values.yaml" in first and ".gitlab/template-update.yml" in first
+    for output in ("replay-dir", "replay-file"):
+        again = snapshot(output)
+        assert again.keys() == first.keys()
+        differing = sorted(name for name in first if again[name] != first[name])
+        assert differing == [".env"], f"{output}: only .env may differ, with fresh secrets"
