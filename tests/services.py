@@ -17,7 +17,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,6 +41,24 @@ def stop_process_group(process: subprocess.Popen, grace: float = 20) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=grace)
+
+
+def wait_for_url(
+    url: str, process: subprocess.Popen, timeout: float, exited: Callable[[], str], interval: float = 1
+) -> str:
+    """Poll `url` until it answers, and return the body; fail at once if `process` exits first.
+
+    `exited` builds the failure message only when needed (it often reads a log file).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, exited()
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            assert time.monotonic() < deadline, f"{url} did not answer within {timeout} s"
+            time.sleep(interval)
 
 
 def postgres_bindir() -> Path:

@@ -17,8 +17,6 @@ import os
 import shutil
 import subprocess
 import textwrap
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ import boto3
 import pytest
 from airflow_stack import AirflowStack
 from conftest import TOOLS_BIN, BakedProject, airflow_env, project_venv, run
-from services import free_port, postgres_server, stop_process_group
+from services import free_port, postgres_server, stop_process_group, wait_for_url
 
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("deploy")]
 
@@ -61,15 +59,7 @@ def moto_s3() -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, "moto_server exited"
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "moto_server did not come up"
-                time.sleep(0.3)
+        wait_for_url(f"{url}/moto-api/", server, timeout=60, exited=lambda: "moto_server exited", interval=0.3)
         yield url
     finally:
         stop_process_group(server)

@@ -11,15 +11,13 @@ import contextlib
 import json
 import os
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import BakedProject, airflow_env, project_venv, run
-from services import CaptureServer, capture_server, free_port, postgres_server, stop_process_group
+from services import CaptureServer, capture_server, free_port, postgres_server, stop_process_group, wait_for_url
 
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("example_dags")]
 
@@ -145,15 +143,8 @@ def api_server(stack: Stack) -> Iterator[tuple[str, str]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, (stack.home / f"api-server-{port}.log").read_text()[-3000:]
-            try:
-                urllib.request.urlopen(f"{url}/api/v2/version", timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "api-server did not come up"
-                time.sleep(1)
+        server_log = stack.home / f"api-server-{port}.log"
+        wait_for_url(f"{url}/api/v2/version", server, timeout=180, exited=lambda: server_log.read_text()[-3000:])
         passwords = json.loads((stack.home / "simple_auth_manager_passwords.json.generated").read_text())
         yield url, passwords["admin"]
     finally:

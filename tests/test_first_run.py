@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 from conftest import TEMPLATE_DIR
+from services import free_port, wait_for_url
 
 pytestmark = pytest.mark.airflow
 
@@ -47,12 +46,6 @@ def test_demo_bakes_the_default_project_and_runs_a_dag(demo):
     assert (projects[0] / ".airflow" / "airflow.db").exists(), "the run must use the embedded SQLite database"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def processes_with(marker: str) -> list[int]:
     """PIDs whose environment carries the marker: everything `make run` started."""
     found = []
@@ -64,17 +57,6 @@ def processes_with(marker: str) -> list[int]:
             except OSError:
                 continue
     return found
-
-
-def wait_for_api(url: str, deadline: float, process: subprocess.Popen) -> str:
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "make run exited before the API came up"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            time.sleep(1)
-    raise AssertionError(f"{url} did not answer in time")
 
 
 def test_make_run_serves_the_api_and_ctrl_c_stops_every_process(demo, tmp_path):
@@ -98,7 +80,12 @@ def test_make_run_serves_the_api_and_ctrl_c_stops_every_process(demo, tmp_path):
         start_new_session=True,  # make leads a group, like a shell's foreground job
     )
     try:
-        version = wait_for_api(f"http://127.0.0.1:{port}/api/v2/version", time.monotonic() + 300, process)
+        version = wait_for_url(
+            f"http://127.0.0.1:{port}/api/v2/version",
+            process,
+            timeout=300,
+            exited=lambda: "make run exited before the API came up",
+        )
         assert '"version":"3.3.2"' in version.replace(" ", "")
         assert len(processes_with(marker)) > 3, "api-server, scheduler, dag-processor and triggerer"
 
