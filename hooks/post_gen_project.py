@@ -34,6 +34,7 @@ EXAMPLE_FILES = (
     "plugins/{slug}/batch_processing.py",
     "plugins/{slug}/sample_orders.py",
     "plugins/{slug}/tenant_pipelines.py",
+    "scripts/stand_ins.py",
     "tests/test_batch_processing.py",
     "tests/test_sample_orders.py",
     "tests/test_tenant_pipelines.py",

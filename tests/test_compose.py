@@ -92,6 +92,8 @@ def test_services_match_the_executor(baked, variant):
         expected |= CELERY_AIRFLOW_SERVICES | {"redis"}
     if project.answer("metrics") == "statsd":
         expected |= {"statsd-exporter"}
+    if project.answer("include_examples"):
+        expected |= {"stand-in-apis", "warehouse"}
     assert set(resolved_services(project)) == expected
 
 
@@ -155,7 +157,8 @@ def test_services_start_in_order(baked, variant):
     ready = {"postgres": "service_healthy", "airflow-init": "service_completed_successfully"}
     if uses_celery(project):
         ready["redis"] = "service_healthy"
-    assert conditions("airflow-init") == {"postgres": "service_healthy"}
+    stand_ins = {"warehouse": "service_healthy"} if project.answer("include_examples") else {}
+    assert conditions("airflow-init") == {"postgres": "service_healthy", **stand_ins}
     for name in airflow_services(services).keys() - {"airflow-init"}:
         assert ready.items() <= conditions(name).items(), name
     if uses_celery(project):
