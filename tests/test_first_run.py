@@ -1,25 +1,38 @@
-"""The README's first command, and the generated project's `make run`, on a fresh bake.
+"""The README's first command, then the generated project's `make run` as a new team uses it.
 
-`scripts/demo.py` (what `make demo` runs) bakes the default project and runs a DAG through
-the project's own Makefile. `make run` must serve the API and stop every process it
-started on Ctrl-C.
+`scripts/demo.py` (what `make demo` runs) bakes the default project and runs a DAG on SQLite
+through the project's own Makefile. On that same project, `make run` starts as a user starts it:
+the test chooses only the loopback port (`make run API_PORT=...`) and provides no connection,
+date or setting. Then it does what a new team does in its first minutes, three times in a row:
+unpause every DAG the API lists and trigger each with no logical date and with the current
+time. Every run must succeed, with no "database is locked" in any log, no HTTP error, and the
+scheduler alive. Also: a killed component is restarted and reported, a connection the user set
+wins over the stand-ins, and Ctrl-C leaves no process behind.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
+from airflow_stack import LOCK_ERROR, MakeRun, lock_errors, make_run
 from conftest import TEMPLATE_DIR
-from services import free_port, wait_for_url
+from services import capture_server
 
-pytestmark = pytest.mark.airflow
+pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("first_run")]
+
+BURSTS = 3
+# Sized for a loaded 2-core box: three bursts of every example DAG, on 4 LocalExecutor slots.
+BURSTS_TIMEOUT = 3600
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +42,7 @@ def demo(tmp_path_factory):
         [sys.executable, str(TEMPLATE_DIR / "scripts" / "demo.py"), "--output-dir", str(output)],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
         stdin=subprocess.DEVNULL,
     )
     projects = [path for path in output.iterdir() if path.is_dir()]
@@ -40,76 +53,189 @@ def test_demo_bakes_the_default_project_and_runs_a_dag(demo):
     result, projects = demo
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert [project.name for project in projects] == ["data_platform_airflow"]
-    assert "DagRun Finished: dag_id=example_safe_taskflow" in result.stdout + result.stderr
-    assert "state=success" in result.stdout + result.stderr
-    assert f"Project: {projects[0]}" in result.stdout
-    assert (projects[0] / ".airflow" / "airflow.db").exists(), "the run must use the embedded SQLite database"
-
-
-def processes_with(marker: str) -> list[int]:
-    """PIDs whose environment carries the marker: everything `make run` started."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def test_make_run_serves_the_api_and_ctrl_c_stops_every_process(demo, tmp_path):
-    _, projects = demo
     project = projects[0]
-    marker = f"RUN_LOCAL_TEST_{uuid.uuid4().hex}"
-    port = free_port()
-    env = {
-        **os.environ,
-        marker: "1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-    }
-    log = (tmp_path / "make-run.log").open("w")
-    process = subprocess.Popen(
-        ["make", "-C", str(project), "run"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # make leads a group, like a shell's foreground job
-    )
-    try:
-        version = wait_for_url(
-            f"http://127.0.0.1:{port}/api/v2/version",
-            process,
-            timeout=300,
-            exited=lambda: "make run exited before the API came up",
-        )
-        assert '"version":"3.3.2"' in version.replace(" ", "")
-        assert len(processes_with(marker)) > 3, "api-server, scheduler, dag-processor and triggerer"
-
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground group
-        process.wait(timeout=60)
-        deadline = time.monotonic() + 45
-        while processes_with(marker) and time.monotonic() < deadline:
-            time.sleep(1)
-        assert processes_with(marker) == [], "processes outlived Ctrl-C"
-    finally:
-        for pid in processes_with(marker):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        log.close()
+    full_output = (project / ".airflow" / "demo.log").read_text()
+    assert "DagRun Finished: dag_id=example_safe_taskflow" in full_output and "state=success" in full_output
+    assert "example_safe_taskflow finished with state success on SQLite" in result.stdout
+    assert "Tasks:   extract, report" in result.stdout
+    # A summary and where to look, not the tasks' return values.
+    assert "Returned value was" not in result.stdout and len(result.stdout.splitlines()) < 30, result.stdout
+    assert f"Project: {project}" in result.stdout
+    assert (project / ".airflow" / "airflow.db").exists(), "the demo must use the embedded SQLite database"
 
 
 @pytest.mark.parametrize("target", ["test", "lint", "test-dags"])
 def test_generated_makefile_targets_pass(demo, target):
     _, projects = demo
     result = subprocess.run(
-        ["make", "-C", str(projects[0]), target], capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+        ["make", "-C", str(projects[0]), target], capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     if target == "test":
         assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+def root_runtime(project: Path) -> Path:
+    """Where scripts/run_local.py keeps the embedded PostgreSQL when it runs as root."""
+    return Path("/var/tmp") / f"airflow-make-run-{hashlib.sha256(str(project.resolve()).encode()).hexdigest()[:12]}"
+
+
+@pytest.fixture(scope="module")
+def local_run(demo, tmp_path_factory):
+    _, projects = demo
+    project = projects[0]
+    output = tmp_path_factory.mktemp("make-run") / "make-run.log"
+    try:
+        with make_run(project, output) as stack:
+            yield stack
+    finally:
+        shutil.rmtree(root_runtime(project), ignore_errors=True)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the TCP sockets listening on a port (from /proc/net/tcp, tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, _remote, state = line.split()[1:4]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_make_run_serves_on_loopback_and_says_how_to_log_in(local_run):
+    said = local_run.said()
+    assert f"Airflow is up on http://127.0.0.1:{local_run.port}" in said
+    assert listening_addresses(local_run.port) == {"0100007F"}, "127.0.0.1 only"
+    assert "SimpleAuthManager, for a laptop only" in said
+    password_file = local_run.home / "simple_auth_manager_passwords.json.generated"
+    assert str(password_file) in said
+    assert json.loads(password_file.read_text())["admin"] not in said, "the password is never printed"
+    version = local_run.request("GET", "/api/v2/version")
+    assert version["version"] == "3.3.2"
+    # Alert and UI links use the URL make run serves, not Airflow's default localhost:8080.
+    environ = Path(f"/proc/{local_run.component_pid('api-server')}/environ").read_bytes().split(b"\0")
+    assert f"AIRFLOW__API__BASE_URL=http://127.0.0.1:{local_run.port}".encode() in environ
+
+
+def test_a_killed_component_is_restarted_and_reported(local_run):
+    killed = local_run.component_pid("scheduler")
+    os.killpg(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while "restarting scheduler (1 of 3" not in local_run.said():
+        local_run.alive()
+        assert time.monotonic() < deadline, local_run.said()[-2000:]
+        time.sleep(1)
+    assert "scheduler exited (killed by SIGKILL)" in local_run.said()
+    restarted = local_run.component_pid("scheduler")
+    assert restarted != killed
+    os.kill(restarted, 0)  # alive
+
+
+def wait_for_every_dag_file(stack: MakeRun, timeout: float = 600) -> list[str]:
+    """The DAG ids the API lists once the dag-processor has parsed every file in dags/."""
+    files = {path.name for path in (stack.project / "dags").glob("*.py")}
+    deadline = time.monotonic() + timeout
+    while True:
+        dags = stack.request("GET", "/api/v2/dags?limit=1000")["dags"]
+        errors = stack.request("GET", "/api/v2/importErrors")["import_errors"]
+        assert not errors, errors
+        if files <= {Path(dag["relative_fileloc"]).name for dag in dags}:
+            return sorted(dag["dag_id"] for dag in dags)
+        assert time.monotonic() < deadline, f"not parsed: {files - {Path(d['relative_fileloc']).name for d in dags}}"
+        time.sleep(5)
+
+
+def test_every_dag_succeeds_through_three_bursts(local_run, tmp_path_factory):
+    dag_ids = wait_for_every_dag_file(local_run)
+    runs = {}
+    for burst in range(BURSTS):
+        for (dag_id, mode), run_id in local_run.burst(dag_ids).items():
+            runs[dag_id, mode, burst] = run_id
+
+    def alive() -> None:
+        local_run.alive()
+        os.kill(local_run.component_pid("scheduler"), 0)
+
+    local_run.wait_for_runs(runs, timeout=BURSTS_TIMEOUT, alive=alive)
+    # The runs that unpausing scheduled (and any asset-triggered ones) must finish green too.
+    every_run = local_run.wait_for_every_run(timeout=1200, alive=alive)
+    results: dict[str, dict[str, list[str]]] = {}
+    for run_ in every_run:
+        mode = run_["run_type"] if run_["run_type"] != "manual" else ("null" if not run_["logical_date"] else "now")
+        results.setdefault(run_["dag_id"], {}).setdefault(mode, []).append(run_["state"])
+    report = tmp_path_factory.getbasetemp() / "first-run-results.json"
+    report.write_text(json.dumps(results, indent=1, sort_keys=True))
+    print(f"per-DAG results ({report}):", json.dumps(results, sort_keys=True))
+    assert {run_["state"] for run_ in every_run} == {"success"}, results
+    assert set(results) == set(dag_ids)
+    assert all(len(modes["null"]) == BURSTS and len(modes["now"]) == BURSTS for modes in results.values()), results
+
+    assert lock_errors(local_run.home / "logs") == [] and LOCK_ERROR not in local_run.said()
+    health = local_run.request("GET", "/api/v2/monitor/health")
+    assert health["scheduler"]["status"] == "healthy", health
+    assert "FAILED" not in local_run.said()
+
+    # The examples reached the stand-ins, and the deferrable sensor waited in the real triggerer.
+    stand_in_log = (local_run.logs / "stand-in-apis.log").read_text()
+    assert "GET /orders?date=" in stand_in_log and "GET /exports/" in stand_in_log
+    sensor_run = runs["example_deferrable_sensor", "null", 0]
+    task_logs = local_run.home / "logs" / "dag_id=example_deferrable_sensor" / f"run_id={sensor_run}"
+    task_logs = task_logs / "task_id=wait_for_export"
+    assert "Pausing task as DEFERRED" in (task_logs / "attempt=1.log").read_text()
+    trigger_logs = [path.read_text() for path in task_logs.glob("attempt=1.log.trigger.*.log")]
+    assert trigger_logs and '"filename":"triggerer_job_runner.py"' in trigger_logs[0]
+
+
+def test_local_state_is_owner_only(local_run):
+    home = local_run.home
+    exposed = [
+        f"{path} {stat.filemode(path.stat().st_mode)}"
+        for path in [home, *home.rglob("*")]
+        if not path.is_symlink() and path.stat().st_mode & 0o077
+    ]
+    assert exposed == []
+    assert (home / "airflow.db").exists(), "make demo's SQLite database is checked too"
+
+
+def test_connections_the_user_sets_win_over_the_stand_ins(local_run):
+    routes = {
+        "/orders": (200, b'{"records": [{"order_id": "theirs"}]}'),
+        "/exports/": (200, b'{"state": "ready", "rows": 1}'),
+    }
+    env_file = local_run.project / ".env"
+    original_env = env_file.read_text()
+    with capture_server(routes) as theirs:
+        port = int(theirs.url.rsplit(":", 1)[1])
+        # In the UI (here its REST API): the user points example_api at their own system.
+        body = {"connection_id": "example_api", "conn_type": "http", "host": "127.0.0.1", "port": port}
+        local_run.request("PATCH", "/api/v2/connections/example_api", body)
+
+        # Ctrl-C: make run stops every process it started.
+        local_run.interrupt()
+        assert local_run.wait_until_gone() == [], "processes outlived Ctrl-C"
+        assert "[make run] stopped" in local_run.said()
+
+        # In .env: the user sets example_export_api; then starts make run again.
+        try:
+            env_file.write_text(original_env + f"AIRFLOW_CONN_EXAMPLE_EXPORT_API={theirs.url}\n")
+            local_run.start()
+        finally:
+            env_file.write_text(original_env)
+        said = local_run.said()
+        assert "connection example_api: yours, from the metadata database" in said
+        assert "connection example_export_api: AIRFLOW_CONN_EXAMPLE_EXPORT_API is set and wins" in said
+        stored = local_run.request("GET", "/api/v2/connections/example_api")
+        assert stored["port"] == port, "make run must not overwrite the user's connection"
+
+        runs = local_run.burst(["example_api_ingest", "example_deferrable_sensor"], modes=("now",))
+        local_run.wait_for_runs(runs, timeout=900, alive=local_run.alive)
+        assert any(request.path.startswith("/orders?date=") for request in theirs.requests)
+        assert any(request.path.startswith("/exports/") for request in theirs.requests)
+
+
+def test_ctrl_c_stops_every_process(local_run):
+    local_run.interrupt()
+    assert local_run.wait_until_gone() == [], "processes outlived Ctrl-C"
+    assert "[make run] stopped" in local_run.said()

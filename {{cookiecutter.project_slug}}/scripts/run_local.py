@@ -84,8 +84,6 @@ class Component:
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("a") as out:
-            out.write(f"\n===== make run started {self.name} at {time.strftime('%Y-%m-%d %H:%M:%S')} =====\n")
-            out.flush()
             self.scanned = self.log.stat().st_size
             self.process = subprocess.Popen(
                 self.command,
@@ -99,6 +97,7 @@ class Component:
                 group=self.user and pwd.getpwnam(self.user).pw_gid,
                 extra_groups=[] if self.user else None,
             )
+            out.write(f"\n===== make run started {self.name}, pid {self.process.pid}, at {time.strftime('%X')} =====\n")
 
     def exit_description(self) -> str:
         code = self.process.returncode
@@ -279,16 +278,22 @@ class Supervisor:
         # Alert and UI links point here; tasks report to the execution API on loopback.
         env.setdefault("AIRFLOW__API__BASE_URL", self.url)
         env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{self.args.port}/execution/")
+        # Task logs: Airflow chmods them group-writable and world-readable unless told otherwise.
+        env.setdefault("AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS", "0o700")
+        env.setdefault("AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS", "0o600")
         return env
 
-    def run_once(self, name: str, *args: str) -> None:
+    def run_once(self, name: str, *args: str) -> str:
+        """Run a one-off step to completion; returns its output, which also goes to its log."""
         log = self.logs / f"{name}.log"
+        result = subprocess.run(
+            [*args], cwd=PROJECT, env=self.env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
         with log.open("a") as out:
-            result = subprocess.run(
-                [*args], cwd=PROJECT, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
+            out.write(result.stdout + result.stderr)
         if result.returncode:
             raise Failed(f"{name} failed: {last_error_line(log)} (log: {log})")
+        return result.stdout
 
     def add(self, name: str, command: list[str], restartable: bool = True, user: str | None = None) -> Component:
         component = Component(name, command, self.env, self.logs / f"{name}.log", restartable, user)
@@ -326,7 +331,7 @@ class Supervisor:
         stand_in_url = f"http://127.0.0.1:{stand_in_port}"
         apis = [sys.executable, "scripts/stand_ins.py", "serve", "--host", "127.0.0.1", "--port", str(stand_in_port)]
         self.add("stand-in-apis", apis)
-        self.run_once(
+        written = self.run_once(
             "stand-in-connections",
             sys.executable,
             "scripts/stand_ins.py",
@@ -336,7 +341,7 @@ class Supervisor:
             "--warehouse-uri",
             postgres.url("warehouse", driver="postgres"),
         )
-        for line in (self.logs / "stand-in-connections.log").read_text().splitlines()[-3:]:
+        for line in written.splitlines():
             if line.startswith("connection "):
                 say(line)
         say(f"examples' stand-ins: APIs on {stand_in_url}, warehouse database `warehouse` (scripts/stand_ins.py)")
