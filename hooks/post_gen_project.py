@@ -110,8 +110,19 @@ def finish(project: Path, answers: dict) -> None:
     print(f"\nCreated {answers['project_name']} in {project}")
     if wrote_env:
         print("  .env holds fresh secrets for local runs (git-ignored).")
-    print(f"  Next: cd {project.name} && make run    # Airflow on http://localhost:8080")
-    print("        make test                         # DAG integrity, policy and config tests")
+    for line in next_steps(project.name):
+        print(line)
+
+
+def next_steps(folder: str) -> list[str]:
+    """The commands to type next, their comments in one column."""
+    steps = [
+        (f"cd {folder} && make run", "Airflow on http://127.0.0.1:8080; Ctrl-C stops it"),
+        ("make test", "DAG integrity, policy and config tests"),
+    ]
+    width = max(len(command) for command, _ in steps)
+    labels = ["  Next: ", " " * len("  Next: ")]
+    return [f"{label}{command:<{width}}  # {comment}" for label, (command, comment) in zip(labels, steps)]
 
 
 def main() -> int:

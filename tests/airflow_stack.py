@@ -153,12 +153,15 @@ class AirflowStack(RestClient):
     def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return run([str(self.venv / "bin" / "airflow"), *args], self.project.path, self.env, check)
 
-    def start(self, name: str, *args: str) -> None:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+        self.start_process(name, [str(self.venv / "bin" / "airflow"), *args], env)
+
+    def start_process(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = (self.home / f"{name}.log").open("w")
         self.processes[name] = subprocess.Popen(
-            [str(self.venv / "bin" / "airflow"), *args],
+            argv,
             cwd=self.project.path,
-            env=self.env,
+            env=env or self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -187,3 +187,9 @@ def test_derived_values_are_defined_once():
         if path.is_file() and "cookiecutter.executor in" in path.read_text(errors="ignore")
     ]
     assert offenders == []
+
+
+def test_next_steps_print_their_comments_in_one_column():
+    lines = load_hook("post_gen_project").next_steps("a_rather_long_project_name")
+    assert lines[0].startswith("  Next: cd a_rather_long_project_name && make run")
+    assert len({line.index("#") for line in lines}) == 1, lines

@@ -350,3 +350,18 @@ def test_template_repository_itself_is_ruff_clean():
     run([str(TOOLS_BIN / "ruff"), "check", "--no-cache", "."], cwd=TEMPLATE_DIR)
     run([str(TOOLS_BIN / "ruff"), "format", "--no-cache", "--check", "."], cwd=TEMPLATE_DIR)
     run([str(TOOLS_BIN / "shellcheck"), ".ci/run"], cwd=TEMPLATE_DIR)
+
+
+def test_readme_options_table_lists_every_prompt_with_its_default():
+    # Derived from cookiecutter.json, so a new prompt without a row in the README fails here.
+    options = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+    prompts = {name: value for name, value in options.items() if not name.startswith("_")}
+    readme = (TEMPLATE_DIR / "README.md").read_text()
+    table = readme.split("## Options", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", table, flags=re.MULTILINE))
+    assert list(rows) == list(prompts), "the README's options table, in cookiecutter.json's order"
+    for name, default in prompts.items():
+        if isinstance(default, list):
+            assert rows[name].strip() == default[0], name
+        elif isinstance(default, bool):
+            assert rows[name].strip() == ("yes" if default else "no"), name

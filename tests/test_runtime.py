@@ -1,80 +1,142 @@
-"""End to end: the baked project's own config on real components, triggered through REST API v2.
+"""End to end on CeleryExecutor, as docker compose would run the celery bake, without Docker.
 
-LocalExecutor: Postgres plus api-server, scheduler, dag-processor and triggerer as separate
-processes. The deferrable sensor finishes through the real triggerer. CeleryExecutor: the
-same plus Redis and `airflow celery worker`, and a fault: the worker is killed mid-task,
-the scheduler notices through the task-instance heartbeat timeout, and the retry succeeds.
+Each component (init job, api-server, scheduler, dag-processor, triggerer, Celery worker, the
+examples' stand-in APIs) runs the command its service in docker-compose.yaml runs, with that
+service's environment, the team's overrides and .env, as compose gives it. Only what the
+container world provides is mapped: service hostnames to loopback ports of real Postgres and
+Redis servers started here, and /opt/airflow paths to the project. Every DAG the API lists is
+triggered with no logical date and with the current time, and every run must succeed. A fault:
+the worker is killed mid-task, the scheduler notices through the task-instance heartbeat
+timeout, and the retry succeeds. The hybrid bake runs its Celery side the same way.
+
+The LocalExecutor end to end, through the project's own `make run`, is in test_first_run.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import re
+import shlex
 import signal
+import subprocess
 import textwrap
 import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from airflow_stack import AirflowStack, airflow_stack
-from conftest import BakedProject
-from services import capture_server, postgres_server, redis_server
+import yaml
+from airflow_stack import AirflowStack
+from conftest import BakedProject, airflow_env, project_venv
+from services import free_port, postgres_bindir, postgres_server, redis_server, wait_for_url
 
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("runtime")]
 
-LOGICAL_DATE = "2026-01-01T00:00:00Z"
-# dag_id -> logical date to trigger with (None: a manual run "now")
-RUNS = {
-    "example_safe_taskflow": LOGICAL_DATE,
-    "example_dynamic_mapping": LOGICAL_DATE,
-    "example_deferrable_sensor": None,
-    "example_api_ingest": LOGICAL_DATE,
-    "example_incremental_load": LOGICAL_DATE,
-    "tenant_acme": None,
+# Ports the containers listen on, from docker-compose.yaml's own URLs.
+SERVICE_PORTS = {
+    "postgres": 5432,
+    "redis": 6379,
+    "api-server": 8080,
+    "stand-in-apis": 8000,
+    "warehouse": 5432,
+    "statsd-exporter": 9125,
 }
+URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s\"',]+")
+# Compose's containers run the image, whose /opt/airflow holds these folders of the project.
+PROJECT_FOLDERS = ("dags", "plugins", "config", "scripts")
 
 
-@pytest.fixture(scope="module")
-def local_stack(baked, tmp_path_factory):
-    project = baked("local")
-    home = tmp_path_factory.mktemp("runtime-local")
-    routes = {
-        "/orders": (200, b'{"records": [{"id": 1}]}'),
-        "/exports/": (200, b'{"state": "ready", "rows": 7}'),
-    }
-    with postgres_server(("airflow", "warehouse")) as urls, capture_server(routes) as outside:
-        extra_env = {
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urls["airflow"].replace("postgresql://", "postgresql+psycopg://"),
-            "AIRFLOW_CONN_WAREHOUSE": urls["warehouse"],
-            "AIRFLOW_CONN_EXAMPLE_API": outside.url,
-            "AIRFLOW_CONN_EXAMPLE_EXPORT_API": outside.url,
-            "AIRFLOW_CONN_SLACK_ALERTS": json.dumps(
-                {"conn_type": "slackwebhook", "host": f"{outside.url}/services", "password": "T000/B000/test"}
-            ),
-        }
-        with airflow_stack(project, home, extra_env) as stack:
-            stack.outside = outside
+class ComposeWorld:
+    """Maps what docker-compose.yaml names inside its network to this machine."""
+
+    def __init__(self, project: Path, home: Path, ports: dict[str, int]) -> None:
+        self.project, self.home, self.ports = project, home, ports
+
+    def url(self, match: re.Match) -> str:
+        parts = urlsplit(match[0])
+        if parts.hostname not in self.ports:
+            return match[0]
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = f"{userinfo + '@' if userinfo else ''}127.0.0.1:{self.ports[parts.hostname]}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def path(self, match: re.Match) -> str:
+        first = match[1].split("/")[0]
+        base = self.project if first in PROJECT_FOLDERS else self.home
+        return str(base / match[1])
+
+    def map(self, value: str) -> str:
+        if value in self.ports:  # a bare hostname, e.g. the StatsD host
+            return "127.0.0.1"
+        value = URL.sub(self.url, value)
+        return re.sub(r"/opt/airflow/?([\w./-]*)", self.path, value)
+
+    def environment(self, service: dict) -> dict[str, str]:
+        return {name: self.map(str(value)) for name, value in (service.get("environment") or {}).items()}
+
+
+def compose_services(project: BakedProject) -> dict[str, dict]:
+    """docker-compose.yaml's services, with its YAML anchors and merge keys resolved."""
+    return yaml.safe_load(project.read("docker-compose.yaml"))["services"]
+
+
+def env_file(path: Path) -> dict[str, str]:
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def create_warehouse_role(url: str) -> None:
+    """The role compose's warehouse service creates from POSTGRES_USER (trust auth: any password)."""
+    sql = "CREATE ROLE warehouse LOGIN; ALTER DATABASE warehouse OWNER TO warehouse;"
+    subprocess.run([postgres_bindir() / "psql", url, "-c", sql], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def compose_stack(project: BakedProject, home: Path, test_env: dict[str, str] | None = None):
+    """The project's compose stack as local processes on real Postgres and Redis."""
+    services = compose_services(project)
+    venv = project_venv(project)
+    with postgres_server(("airflow", "warehouse")) as urls, redis_server() as broker:
+        ports = dict(SERVICE_PORTS)
+        ports["postgres"] = ports["warehouse"] = urlsplit(urls["airflow"]).port
+        ports["redis"] = urlsplit(broker).port
+        ports["api-server"] = free_port()
+        ports["stand-in-apis"] = free_port()
+        create_warehouse_role(urls["airflow"])
+        world = ComposeWorld(project.path, home, ports)
+        # env_file (the overrides, then .env), then the service's environment, as compose layers them.
+        base = airflow_env(project.path, venv, home) | env_file(project.path / "config" / "airflow.overrides.env")
+        base |= {"AIRFLOW__API__PORT": str(ports["api-server"]), **(test_env or {})}
+
+        def env_of(name: str) -> dict[str, str]:
+            return base | world.environment(services[name]) | (test_env or {})
+
+        stack = AirflowStack(project, venv, home, env_of("scheduler"), port=ports["api-server"])
+        try:
+            if "stand-in-apis" in services:
+                argv = [world.map(part) for part in services["stand-in-apis"]["command"]]
+                argv[argv.index("--host") + 1] = "127.0.0.1"
+                argv[argv.index("--port") + 1] = str(ports["stand-in-apis"])
+                argv[0] = str(venv / "bin" / "python")
+                stack.start_process("stand-in-apis", argv, env_of("stand-in-apis"))
+                wait_for_url(
+                    f"http://127.0.0.1:{ports['stand-in-apis']}/health",
+                    stack.processes["stand-in-apis"],
+                    timeout=120,
+                    exited=lambda: stack.log("stand-in-apis"),
+                )
+            init = [world.map(part) for part in services["airflow-init"]["command"]]
+            result = subprocess.run(
+                init, cwd=project.path, env=env_of("airflow-init"), capture_output=True, text=True, timeout=900
+            )
+            assert result.returncode == 0, f"{shlex.join(init)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            for name in ("api-server", "scheduler", "dag-processor", "triggerer", "worker"):
+                stack.start(name, *services[name]["command"].split(), env=env_of(name))
+            stack.wait_until_serving(timeout=600)
             yield stack
-
-
-def test_local_executor_runs_the_examples_end_to_end(local_stack):
-    local_stack.wait_for_dags(set(RUNS))
-    run_ids = {dag_id: local_stack.trigger(dag_id, logical_date) for dag_id, logical_date in RUNS.items()}
-    states = {dag_id: local_stack.wait_for_run(dag_id, run_id) for dag_id, run_id in run_ids.items()}
-    assert states == dict.fromkeys(RUNS, "success"), {
-        dag_id: [(ti["task_id"], ti["state"]) for ti in local_stack.task_instances(dag_id, run_ids[dag_id])]
-        for dag_id, state in states.items()
-        if state != "success"
-    }
-    mapped = local_stack.task_instances("example_dynamic_mapping", run_ids["example_dynamic_mapping"])
-    assert sum(1 for ti in mapped if ti["task_id"] == "process") == 24
-    # The sensor deferred, and the triggerer process, not a worker, ran its trigger.
-    task_logs = local_stack.home / "logs" / "dag_id=example_deferrable_sensor"
-    task_logs = task_logs / f"run_id={run_ids['example_deferrable_sensor']}" / "task_id=wait_for_export"
-    assert "Pausing task as DEFERRED" in (task_logs / "attempt=1.log").read_text()
-    trigger_logs = [path.read_text() for path in task_logs.glob("attempt=1.log.trigger.*.log")]
-    assert trigger_logs and '"filename":"triggerer_job_runner.py"' in trigger_logs[0]
-    assert any(request.path.startswith("/exports/") for request in local_stack.outside.requests)
+        finally:
+            stack.stop_all()
 
 
 # A task that hangs on its first try only, so a killed worker can be retried to success.
@@ -98,29 +160,8 @@ def fault_probe():
 
 fault_probe()
 """
-# Short on purpose: the test waits this long for the scheduler to notice the dead worker.
+# Short on purpose: the fault test waits this long for the scheduler to notice the dead worker.
 HEARTBEAT_TIMEOUT = 20
-
-
-@contextlib.contextmanager
-def celery_deployment(project: BakedProject, home, extra_env: dict | None = None):
-    """The project's stack on Postgres and Redis, with one `airflow celery worker`."""
-    routes = {"/exports/": (200, b'{"state": "ready", "rows": 3}')}
-    with (
-        postgres_server(("airflow",)) as urls,
-        redis_server() as broker,
-        capture_server(routes) as outside,
-    ):
-        env = {
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urls["airflow"].replace("postgresql://", "postgresql+psycopg://"),
-            "AIRFLOW__CELERY__BROKER_URL": broker,
-            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + urls["airflow"],
-            "AIRFLOW_CONN_EXAMPLE_EXPORT_API": outside.url,
-            **(extra_env or {}),
-        }
-        with airflow_stack(project, home, env) as stack:
-            stack.start("worker", "celery", "worker")
-            yield stack
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +169,54 @@ def celery_stack(baked, tmp_path_factory):
     home = tmp_path_factory.mktemp("runtime-celery")
     project = baked("celery").copy_to(home)
     (project.path / "dags" / "fault_probe.py").write_text(textwrap.dedent(FAULT_PROBE_DAG))
+    # The fault test's only deviation from compose: a short heartbeat timeout, to keep it quick.
     heartbeat = {
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
     }
-    with celery_deployment(project, home, heartbeat) as stack:
+    with compose_stack(project, home, heartbeat) as stack:
         yield stack
+
+
+def every_bake_dag(stack: AirflowStack, added_by_tests: set[str], timeout: float = 600) -> list[str]:
+    """The DAG ids the API lists once the dag-processor has parsed every file in dags/."""
+    files = {path.name for path in (stack.project.path / "dags").glob("*.py")}
+    deadline = time.monotonic() + timeout
+    while True:
+        dags = stack.request("GET", "/api/v2/dags?limit=1000")["dags"]
+        errors = stack.request("GET", "/api/v2/importErrors")["import_errors"]
+        assert not errors, errors
+        parsed = {Path(dag["relative_fileloc"]).name for dag in dags}
+        if files <= parsed:
+            return sorted(dag["dag_id"] for dag in dags if dag["dag_id"] not in added_by_tests)
+        assert time.monotonic() < deadline, f"the dag-processor did not parse {sorted(files - parsed)}"
+        time.sleep(5)
+
+
+def alive(stack: AirflowStack):
+    def check() -> None:
+        for name, process in stack.processes.items():
+            assert process.poll() is None, f"{name} exited:\n{stack.log(name)[-3000:]}"
+
+    return check
+
+
+def test_celery_executor_runs_every_dag_with_and_without_a_logical_date(celery_stack):
+    dag_ids = every_bake_dag(celery_stack, added_by_tests={"fault_probe"})
+    runs = celery_stack.burst(dag_ids)
+    celery_stack.wait_for_runs(runs, timeout=2400, alive=alive(celery_stack))
+    every_run = [run_ for run_ in celery_stack.wait_for_every_run(1200, alive(celery_stack))]
+    results: dict[str, dict[str, list[str]]] = {}
+    for run_ in every_run:
+        mode = run_["run_type"] if run_["run_type"] != "manual" else ("null" if not run_["logical_date"] else "now")
+        results.setdefault(run_["dag_id"], {}).setdefault(mode, []).append(run_["state"])
+    print("per-DAG results (celery):", results)
+    assert {run_["state"] for run_ in every_run} == {"success"}, results
+    assert set(results) == set(dag_ids)
+    # The worker ran them, and the examples reached the stand-ins compose starts.
+    assert "celery@" in celery_stack.log("worker")
+    stand_in_log = celery_stack.log("stand-in-apis")
+    assert "GET /orders?date=" in stand_in_log and "GET /exports/" in stand_in_log
 
 
 def wait_for_task(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, done, what: str, timeout: float):
@@ -147,17 +230,8 @@ def wait_for_task(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, d
     raise AssertionError(f"{task_id} never {what}: still {task['state']} on try {task['try_number']}")
 
 
-def test_celery_executor_runs_the_examples_end_to_end(celery_stack):
-    dags = {"example_safe_taskflow": LOGICAL_DATE, "example_deferrable_sensor": None}
-    celery_stack.wait_for_dags(set(dags))
-    run_ids = {dag_id: celery_stack.trigger(dag_id, logical_date) for dag_id, logical_date in dags.items()}
-    states = {dag_id: celery_stack.wait_for_run(dag_id, run_id) for dag_id, run_id in run_ids.items()}
-    assert states == dict.fromkeys(dags, "success")
-    assert "celery@" in celery_stack.log("worker")
-
-
 def test_a_killed_worker_is_detected_and_its_task_retried(celery_stack):
-    celery_stack.wait_for_dags({"fault_probe"})
+    every_bake_dag(celery_stack, added_by_tests=set())
     run_id = celery_stack.trigger("fault_probe", None)
     wait_for_task(
         celery_stack,
@@ -166,7 +240,7 @@ def test_a_killed_worker_is_detected_and_its_task_retried(celery_stack):
         "hang_on_first_try",
         lambda ti: ti["state"] == "running",
         "started",
-        timeout=180,
+        timeout=300,
     )
 
     worker = celery_stack.processes.pop("worker")
@@ -183,28 +257,28 @@ def test_a_killed_worker_is_detected_and_its_task_retried(celery_stack):
         "hang_on_first_try",
         lambda ti: ti["try_number"] >= 2 or ti["state"] in {"up_for_retry", "failed"},
         "left its dead first try",
-        timeout=180,
+        timeout=300,
     )
     assert detected["state"] != "failed", "with retries=1 the task must be retried, not failed"
     assert time.monotonic() - killed_at >= HEARTBEAT_TIMEOUT - 5, "detected by the heartbeat timeout, not sooner"
 
-    celery_stack.start("worker", "celery", "worker")
+    services = compose_services(celery_stack.project)
+    celery_stack.start("worker", *services["worker"]["command"].split())
     assert celery_stack.wait_for_run("fault_probe", run_id) == "success"
     final = next(ti for ti in celery_stack.task_instances("fault_probe", run_id))
     assert final["try_number"] == 2
 
 
 def test_hybrid_runs_its_celery_side_end_to_end(baked, tmp_path):
-    # No cluster here: LocalExecutor stands in under the name KubernetesExecutor (an executor
-    # alias), so the DAG that routes a task there parses and runs; the pod itself is proven by
-    # the project's tests/test_kubernetes_manifests.py against the provider's own loader.
+    # No cluster here: compose's own stand-in runs LocalExecutor under the name KubernetesExecutor
+    # (an executor alias), so the DAG that routes a task there parses and runs; the pod itself is
+    # proven by the project's tests/test_kubernetes_manifests.py against the provider's own loader.
     project = baked("hybrid")
-    stand_in = {"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor,KubernetesExecutor:LocalExecutor"}
-    with celery_deployment(project, tmp_path, stand_in) as stack:
-        dags = {"example_safe_taskflow": LOGICAL_DATE, "example_kubernetes_offload": LOGICAL_DATE}
-        stack.wait_for_dags(set(dags))
-        run_ids = {dag_id: stack.trigger(dag_id, logical_date) for dag_id, logical_date in dags.items()}
-        states = {dag_id: stack.wait_for_run(dag_id, run_id) for dag_id, run_id in run_ids.items()}
-        assert states == dict.fromkeys(dags, "success")
+    with compose_stack(project, tmp_path) as stack:
+        assert "KubernetesExecutor:LocalExecutor" in stack.env["AIRFLOW__CORE__EXECUTOR"]
+        every_bake_dag(stack, added_by_tests=set())
+        runs = stack.burst(["example_safe_taskflow", "example_kubernetes_offload"])
+        states = stack.wait_for_runs(runs, timeout=1200, alive=alive(stack))
+        assert set(states.values()) == {"success"}
         worker_log = stack.log("worker")
         assert "example_safe_taskflow" in worker_log and "crunch" not in worker_log
