@@ -122,7 +122,7 @@ def next_steps(folder: str) -> list[str]:
     ]
     width = max(len(command) for command, _ in steps)
     labels = ["  Next: ", " " * len("  Next: ")]
-    return [f"{label}{command:<{width}}  # {comment}" for label, (command, comment) in zip(labels, steps)]
+    return [f"{label}{command:<{width}}  # {comment}" for label, (command, comment) in zip(labels, steps, strict=True)]
 
 
 def main() -> int:
