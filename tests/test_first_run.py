@@ -12,6 +12,7 @@ wins over the stand-ins, and Ctrl-C leaves no process behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
-from airflow_stack import LOCK_ERROR, MakeRun, lock_errors, make_run
+from airflow_stack import LOCK_ERROR, MakeRun, lock_errors, make_run, processes_with
 from conftest import TEMPLATE_DIR
 from services import capture_server
 
@@ -92,22 +93,35 @@ def local_run(demo, tmp_path_factory):
         shutil.rmtree(root_runtime(project), ignore_errors=True)
 
 
-def listening_addresses(port: int) -> set[str]:
-    """The local addresses of the TCP sockets listening on a port (from /proc/net/tcp, tcp6)."""
+LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1 as /proc/net shows them
+
+
+def listening_sockets(pids: list[int]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket these processes listen on, from /proc/net/tcp and tcp6."""
+    inodes = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
     found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
-            local, _remote, state = line.split()[1:4]
-            address, hex_port = local.split(":")
-            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-                found.add(address)
+            fields = line.split()
+            address, hex_port = fields[1].split(":")
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                found.add((address, int(hex_port, 16)))
     return found
 
 
 def test_make_run_serves_on_loopback_and_says_how_to_log_in(local_run):
     said = local_run.said()
     assert f"Airflow is up on http://127.0.0.1:{local_run.port}" in said
-    assert listening_addresses(local_run.port) == {"0100007F"}, "127.0.0.1 only"
+    listening = listening_sockets(processes_with(local_run.marker))
+    assert ("0100007F", local_run.port) in listening
+    assert {address for address, _ in listening} <= LOOPBACK, f"make run listens beyond loopback: {listening}"
     assert "SimpleAuthManager, for a laptop only" in said
     password_file = local_run.home / "simple_auth_manager_passwords.json.generated"
     assert str(password_file) in said

@@ -107,7 +107,8 @@ def compose_stack(project: BakedProject, home: Path, test_env: dict[str, str] | 
         world = ComposeWorld(project.path, home, ports)
         # env_file (the overrides, then .env), then the service's environment, as compose layers them.
         base = airflow_env(project.path, venv, home) | env_file(project.path / "config" / "airflow.overrides.env")
-        base |= {"AIRFLOW__API__PORT": str(ports["api-server"]), **(test_env or {})}
+        # The api-server's published port, "127.0.0.1:8080:8080", is a loopback port here.
+        base |= {"AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(ports["api-server"])}
 
         def env_of(name: str) -> dict[str, str]:
             return base | world.environment(services[name]) | (test_env or {})

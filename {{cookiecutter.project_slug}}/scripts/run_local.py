@@ -347,8 +347,12 @@ class Supervisor:
         say(f"examples' stand-ins: APIs on {stand_in_url}, warehouse database `warehouse` (scripts/stand_ins.py)")
 {%- endif %}
 
-        for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
-            self.add(name, ["airflow", name])
+        # Task logs are files on this machine, which the api-server reads itself: the scheduler's
+        # and triggerer's log servers, which would listen on every interface, are not needed.
+        self.add("api-server", ["airflow", "api-server"])
+        self.add("scheduler", ["airflow", "scheduler", "--skip-serve-logs"])
+        self.add("dag-processor", ["airflow", "dag-processor"])
+        self.add("triggerer", ["airflow", "triggerer", "--skip-serve-logs"])
         self.wait_for_api()
 
     def wait_for_api(self, timeout: float = 600) -> None:
