@@ -187,7 +187,7 @@ class AirflowStack(RestClient):
             try:
                 self.request("GET", "/api/v2/version")
                 break
-            except OSError:
+            except (OSError, AssertionError):  # not listening yet, or answering 503 while it starts
                 assert time.monotonic() < deadline, f"api-server did not come up:\n{self.log('api-server')[-3000:]}"
                 time.sleep(1)
         self.log_in(self.home / "simple_auth_manager_passwords.json.generated")
