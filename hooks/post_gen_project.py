@@ -40,6 +40,12 @@ EXAMPLE_FILES = (
     "tests/test_tenant_pipelines.py",
 )
 HYBRID_EXAMPLE_FILES = ("dags/example_kubernetes_offload.py",)
+# Alert channels: the module that sends to each, and its tests, kept for the chosen ones only.
+ALERT_CHANNEL_FILES = {
+    "slack": ("plugins/{slug}/slack_alerts.py", "tests/test_slack_alerts.py"),
+    "email": ("plugins/{slug}/email_alerts.py", "tests/test_email_alerts.py"),
+    "pagerduty": ("plugins/{slug}/pagerduty_alerts.py", "tests/test_pagerduty_alerts.py"),
+}
 KUBERNETES_FILES = ("deploy/helm/values.yaml", "deploy/k8s/pod_template.yaml", "tests/test_kubernetes_manifests.py")
 # CI for the chosen provider only.
 GITHUB_CI_FILES = (".github/workflows/ci.yml", ".github/workflows/template-update.yml")
@@ -57,6 +63,10 @@ def unneeded_paths(answers: dict) -> list[str]:
         unneeded += EXAMPLE_FILES + HYBRID_EXAMPLE_FILES
     elif not is_true(answers, "__is_hybrid"):
         unneeded += HYBRID_EXAMPLE_FILES
+    chosen_channels = {answers["alert_chat"], answers["alert_pager"]}
+    for channel, files in ALERT_CHANNEL_FILES.items():
+        if channel not in chosen_channels:
+            unneeded += files
     if not is_true(answers, "__uses_kubernetes"):
         unneeded += KUBERNETES_FILES
     if answers["ci_provider"] != "github":

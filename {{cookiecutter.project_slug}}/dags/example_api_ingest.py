@@ -1,13 +1,18 @@
 """Pull a day of orders from an outside API that is slow, rate-limited and sometimes down.
 
+The day is the run's logical date or, for a run triggered without one, the day it was due to
+run (`dag_run.run_after`): the same day either way for a run triggered now.
+
 `fetch_orders` retries 429s, 5xx and dropped connections with jittered backoff, and shares a
 circuit breaker with every task using the `example_api` connection: once the API has failed
 several tries in a row, tasks fail fast instead of piling onto it until a cool-down passes.
 It runs in the `external_api` pool, so at most that pool's slots call outside APIs at once.
 
-Set the connection in the environment, e.g. `AIRFLOW_CONN_EXAMPLE_API=https://api.example.com`.
-The API answers `GET /orders?date=YYYY-MM-DD` with `{"records": [...]}`. An empty answer
-(no body, `{}` or `[]`) skips the run's downstream tasks; one without "records" fails.
+The `example_api` connection names the API, e.g. `AIRFLOW_CONN_EXAMPLE_API=https://api.example.com`
+(https because the URI says so, with the connection's login, headers and TLS settings); the task
+fails naming that variable if the connection is missing. The API answers
+`GET /orders?date=YYYY-MM-DD` with `{"records": [...]}`. An empty answer (no body, `{}` or `[]`)
+skips the run's downstream tasks; one without "records" fails.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ def example_api_ingest():
         task_id="fetch_orders",
         http_conn_id="example_api",
         endpoint="orders",
-        data={"date": "{% raw %}{{ ds }}{% endraw %}"},
+        data={"date": "{% raw %}{{ (dag_run.logical_date or dag_run.run_after) | ds }}{% endraw %}"},
         headers={"Accept": "application/json"},
         response_check=json_has_keys("records"),
         pool="external_api",

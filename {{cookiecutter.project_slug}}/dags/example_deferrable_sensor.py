@@ -1,12 +1,17 @@
 """Deferrable sensor: wait for an outside system without holding a worker slot.
 
 `wait_for_export` asks the `example_export_api` connection for `GET /exports/<YYYY-MM-DD>`
-(the day the run is due) until it answers 200 with `{"state": "ready", ...}`. The polling runs
+(the run's logical date or, without one, the day it was due to run) until it answers 200 with
+`{"state": "ready", ...}`. The polling runs
 in the triggerer, so hundreds of these waits cost no worker slots; `sensor_pool` still caps how
 many start at once. The JSON that ends the wait becomes the sensor's XCom, and `load_export`
 reads it.
 
 Point the connection at the API, e.g. `AIRFLOW_CONN_EXAMPLE_EXPORT_API=https://exports.example.com`.
+The triggerer reads it when the wait starts and calls with its credentials, headers, TLS and
+proxy settings; the trigger's stored arguments hold only the connection id. A refused request
+fails the task: at once when the request is wrong, after the task's retries when the
+credentials are refused (a retry reads the connection again).
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ def example_deferrable_sensor():
     wait_for_export = HttpConditionSensor(
         task_id="wait_for_export",
         http_conn_id="example_export_api",
-        # Manual runs have no logical date (so no ds) on Airflow 3; every run has run_after.
-        endpoint="exports/{% raw %}{{ dag_run.run_after | ds }}{% endraw %}",
+        # A run triggered without a logical date has no ds; every run has run_after.
+        endpoint="exports/{% raw %}{{ (dag_run.logical_date or dag_run.run_after) | ds }}{% endraw %}",
         json_field="state",
         expected_value="ready",
         poke_interval=30,

@@ -1,9 +1,13 @@
 """Dynamic task mapping with branching: fan out over partitions only known at run time.
 
-`process` runs once per hourly partition, at most 4 at a time (`max_active_tis_per_dag`)
-and inside the `heavy_compute` pool. A branch then publishes or reports that there was
-nothing to publish; the join runs when either path succeeded, and the aggregate runs
-whatever happened upstream, so the notification group always reports.
+`process` runs once per hourly partition of the run's window (its data interval or, for a run
+without a logical date, the last whole UTC day before it was due), at most 4 at a time
+(`max_active_tis_per_dag`) and inside the `heavy_compute` pool. A branch then publishes or
+reports that there was nothing to publish; the join runs when either path succeeded.
+
+The aggregate runs whatever happened upstream, so the notification group always reports. Its
+`check_completeness` then fails when any partition failed: Airflow sets a run's state from its
+leaf tasks, and this is the leaf that knows, so a failed partition fails the run.
 """
 
 from __future__ import annotations
@@ -12,8 +16,14 @@ import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import TriggerRule, dag, task, task_group
 
-from {{ cookiecutter.project_slug }}.batch_processing import hourly_partitions, process_partition, summarize
+from {{ cookiecutter.project_slug }}.batch_processing import (
+    hourly_partitions,
+    process_partition,
+    require_complete,
+    summarize,
+)
 from {{ cookiecutter.project_slug }}.dag_defaults import daily_intervals, default_args
+from {{ cookiecutter.project_slug }}.run_dates import data_window
 
 
 @dag(
@@ -26,8 +36,8 @@ from {{ cookiecutter.project_slug }}.dag_defaults import daily_intervals, defaul
 )
 def example_dynamic_mapping():
     @task
-    def list_partitions(data_interval_start=None, data_interval_end=None) -> list[str]:
-        return hourly_partitions(data_interval_start, data_interval_end)
+    def list_partitions(dag_run=None) -> list[str]:
+        return hourly_partitions(*data_window(dag_run))
 
     @task(pool="heavy_compute", max_active_tis_per_dag=4)
     def process(partition: str) -> dict:
@@ -52,8 +62,8 @@ def example_dynamic_mapping():
             print(f"{summary['succeeded']}/{summary['partitions']} partitions, {summary['rows']} rows")
 
         @task
-        def check_completeness(summary: dict) -> bool:
-            return summary["succeeded"] == summary["partitions"]
+        def check_completeness(summary: dict) -> None:
+            require_complete(summary)
 
         log_summary(summary)
         check_completeness(summary)

@@ -13,6 +13,7 @@ from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
 from airflow.sdk import dag, task
 
 from {{ cookiecutter.project_slug }}.dag_defaults import daily_intervals, default_args
+from {{ cookiecutter.project_slug }}.run_dates import data_window
 from {{ cookiecutter.project_slug }}.sample_orders import generate_orders, summarize
 
 # Merged into the template's first container: these resources replace the template's, the
@@ -46,8 +47,8 @@ HEAVY_POD = PodGenerator.deserialize_model_dict(
 )
 def example_kubernetes_offload():
     @task
-    def extract(data_interval_start=None, data_interval_end=None) -> list[dict]:
-        return generate_orders(data_interval_start, data_interval_end, 1_000)
+    def extract(dag_run=None) -> list[dict]:
+        return generate_orders(*data_window(dag_run), 1_000)
 
     @task(executor="KubernetesExecutor", executor_config={"pod_override": HEAVY_POD})
     def crunch(orders: list[dict]) -> dict:

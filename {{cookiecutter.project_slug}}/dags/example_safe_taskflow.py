@@ -3,6 +3,10 @@
 Nothing at module level touches the network, the database or a slow import, because the
 dag-processor re-runs this file every 30 seconds. Configuration is read inside the tasks,
 when they run on a worker, and the logic lives in plugins/ where tests can reach it.
+
+`extract` covers the run's window: its data interval or, for a run without a logical date, the
+last whole UTC day before it was due. The optional Variable `example_batch_size` sets how many
+orders it makes (default 100); a value that is not a whole number fails the task, naming it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import pendulum
 from airflow.sdk import Variable, dag, task
 
 from {{ cookiecutter.project_slug }}.dag_defaults import daily_intervals, default_args
-from {{ cookiecutter.project_slug }}.sample_orders import generate_orders, summarize
+from {{ cookiecutter.project_slug }}.run_dates import data_window
+from {{ cookiecutter.project_slug }}.sample_orders import BATCH_SIZE_VARIABLE, batch_size, generate_orders, summarize
 
 
 @dag(
@@ -24,9 +29,9 @@ from {{ cookiecutter.project_slug }}.sample_orders import generate_orders, summa
 )
 def example_safe_taskflow():
     @task
-    def extract(data_interval_start=None, data_interval_end=None) -> list[dict]:
-        batch_size = int(Variable.get("example_batch_size", default="100"))
-        return generate_orders(data_interval_start, data_interval_end, batch_size)
+    def extract(dag_run=None) -> list[dict]:
+        count = batch_size(Variable.get(BATCH_SIZE_VARIABLE, default="100"))
+        return generate_orders(*data_window(dag_run), count)
 
     @task
     def report(orders: list[dict]) -> dict:

@@ -44,3 +44,10 @@ dag_checks.use_project_config(PROJECT_ROOT)
 @pytest.fixture(scope="session")
 def dag_bag():
     return dag_checks.parse_dags(DAGS_FOLDER, POOLS_FILE)
+
+
+@pytest.fixture(autouse=True)
+def direct_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests in tests go straight to the local servers, never through a proxy from the environment."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)

@@ -1,6 +1,14 @@
 from datetime import UTC, datetime
 
-from {{ cookiecutter.project_slug }}.batch_processing import hourly_partitions, process_partition, summarize
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from {{ cookiecutter.project_slug }}.batch_processing import (
+    hourly_partitions,
+    process_partition,
+    require_complete,
+    summarize,
+)
 
 
 def test_a_day_has_24_hourly_partitions():
@@ -18,3 +26,14 @@ def test_summary_counts_only_partitions_that_produced_results():
     summary = summarize(results)
     assert summary["partitions"] == 3 and summary["succeeded"] == 2
     assert summary["rows"] == results[0]["rows"] + results[2]["rows"]
+
+
+def test_a_complete_run_passes_the_completeness_check():
+    require_complete(summarize([process_partition("2026-01-01T00"), process_partition("2026-01-01T01")]))
+
+
+def test_a_failed_partition_fails_the_completeness_check_without_retry():
+    summary = summarize([process_partition("2026-01-01T00"), None, None])
+
+    with pytest.raises(AirflowFailException, match="2 of 3 partitions failed or produced nothing"):
+        require_complete(summary)

@@ -218,3 +218,42 @@ def test_variable_store_round_trips_the_state_as_json(variables, clock):
     }
     with pytest.raises(CircuitOpenError):
         new_breaker(VariableBreakerStore(), clock).before_call()
+
+
+def test_only_the_caller_that_became_the_trial_is_told_so(store, clock):
+    breaker = new_breaker(store, clock)
+    assert breaker.before_call() is False
+    open_breaker(breaker)
+    clock.advance(COOLDOWN.total_seconds())
+
+    assert breaker.before_call() is True
+
+
+def test_a_cancelled_trial_lets_the_next_caller_try_at_once(store, clock):
+    breaker = new_breaker(store, clock)
+    open_breaker(breaker)
+    clock.advance(COOLDOWN.total_seconds())
+    breaker.before_call()
+
+    breaker.cancel_trial()
+
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert new_breaker(store, clock).before_call() is True
+
+
+def test_cancelling_outside_a_trial_changes_nothing(store, clock):
+    breaker = new_breaker(store, clock)
+    fail_calls(breaker, THRESHOLD - 1)
+    breaker.cancel_trial()
+    open_breaker(new_breaker(store, clock, name="other"))
+
+    assert breaker.state is BreakerState.CLOSED
+    assert store.records["api"]["consecutive_failures"] == THRESHOLD - 1
+
+
+@pytest.mark.parametrize("text", ["not json", "[]", '{"state": "ajar"}', '{"consecutive_failures": 2}'])
+def test_a_hand_edited_variable_is_named_with_how_to_reset_it(variables, text):
+    variables.values["circuit_breaker:api"] = text
+
+    with pytest.raises(ValueError, match=r"Variable 'circuit_breaker:api' does not hold .*delete it to reset"):
+        VariableBreakerStore().load("api")

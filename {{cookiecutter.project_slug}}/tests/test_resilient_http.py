@@ -1,15 +1,12 @@
-"""ResilientHttpOperator against a scripted HTTP server on 127.0.0.1; waits are recorded, never slept."""
+"""ResilientHttpOperator against a scripted HTTP(S) server on 127.0.0.1; waits are recorded, never slept."""
 
 from __future__ import annotations
 
 import json
 import random
-import socket
 import threading
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime
 
 import pytest
 from airflow.sdk.exceptions import (
@@ -19,91 +16,43 @@ from airflow.sdk.exceptions import (
     AirflowTaskTerminated,
 )
 
-from {{ cookiecutter.project_slug }}.circuit_breaker import CircuitOpenError, InMemoryBreakerStore
+from {{ cookiecutter.project_slug }}.circuit_breaker import (
+    BreakerState,
+    CircuitBreaker,
+    CircuitOpenError,
+    InMemoryBreakerStore,
+)
+from {{ cookiecutter.project_slug }}.connections import MissingConnectionError
 from {{ cookiecutter.project_slug }}.resilient_http import ResilientHttpOperator, json_has_keys
 
+from local_servers import HOLD, Certificates, Reply, Server, free_port, make_certificates, serve
+
 CONN_ID = "test_api"
+CONN_VARIABLE = f"AIRFLOW_CONN_{CONN_ID.upper()}"
 SEED = 7
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-
-
-@dataclass
-class ScriptedApi:
-    """Answers each request with the next queued reply, and remembers what it was asked."""
-
-    replies: deque[Reply] = field(default_factory=deque)
-    requests: list[dict] = field(default_factory=list)
-    # A reply of None holds the request until the test ends, to provoke a read timeout.
-    release_held: threading.Event = field(default_factory=threading.Event)
-
-    def queue(self, *replies: Reply | None) -> None:
-        self.replies.extend(replies)
-
-
-def json_reply(payload, status: int = 200) -> Reply:
-    return Reply(status, json.dumps(payload).encode())
-
-
-def handler_for(api: ScriptedApi) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.answer()
-
-        def do_POST(self) -> None:
-            self.answer()
-
-        def answer(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            api.requests.append(
-                {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
-            )
-            reply = api.replies.popleft() if api.replies else Reply(599, b"no reply queued for this request")
-            if reply is None:
-                api.release_held.wait()
-                return
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
-            self.end_headers()
-            self.wfile.write(reply.body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    return Handler
+# Cut off after 10 bytes of a longer chunked body: the client sees a ChunkedEncodingError.
+CUT_SHORT = Reply(200, {"records": list(range(100))}, truncate_at=10)
 
 
 @pytest.fixture
-def api(monkeypatch) -> Iterator[ScriptedApi]:
-    scripted = ScriptedApi()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(scripted))
-    # A short poll interval only makes shutdown quick; requests are served as they arrive.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", f"http://127.0.0.1:{server.server_port}")
-    try:
-        yield scripted
-    finally:
-        scripted.release_held.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def api(monkeypatch) -> Iterator[Server]:
+    with serve() as server:
+        server.default = Reply(599, b"no reply queued for this request", "text/plain")
+        monkeypatch.setenv(CONN_VARIABLE, server.url)
+        yield server
 
 
 @pytest.fixture
 def closed_port(monkeypatch) -> int:
     """A local port nothing listens on, so connecting is refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", f"http://127.0.0.1:{port}")
+    port = free_port()
+    monkeypatch.setenv(CONN_VARIABLE, f"http://127.0.0.1:{port}")
     return port
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("tls"))
 
 
 class RecordingWaiter(threading.Event):
@@ -144,23 +93,23 @@ def make_operator(**overrides) -> ResilientHttpOperator:
 
 
 def test_success_returns_the_parsed_json(api):
-    api.queue(json_reply({"records": [1, 2]}))
+    api.queue(Reply(200, {"records": [1, 2]}))
     operator = make_operator(data={"date": "2026-01-01"}, headers={"X-Api-Key": "secret"})
 
     assert operator.execute(context={}) == {"records": [1, 2]}
     [request] = api.requests
-    assert request["path"] == "/items?date=2026-01-01"
-    assert request["headers"]["X-Api-Key"] == "secret"
+    assert request.path == "/items?date=2026-01-01"
+    assert request.headers["X-Api-Key"] == "secret"
     assert operator.waiter.waits == []
 
 
 def test_post_sends_data_as_the_body(api):
-    api.queue(json_reply({"id": 1}, status=201))
+    api.queue(Reply(201, {"id": 1}))
     operator = make_operator(method="POST", data=json.dumps({"name": "x"}))
 
     assert operator.execute(context={}) == {"id": 1}
-    assert api.requests[0]["method"] == "POST"
-    assert json.loads(api.requests[0]["body"]) == {"name": "x"}
+    assert api.requests[0].method == "POST"
+    assert api.requests[0].json() == {"name": "x"}
 
 
 def test_text_answers_are_returned_as_text(api):
@@ -169,8 +118,30 @@ def test_text_answers_are_returned_as_text(api):
     assert make_operator().execute(context={}) == "plain words"
 
 
-def test_5xx_and_429_are_retried_with_full_jitter_waits(api):
-    api.queue(Reply(503), Reply(502), Reply(429), json_reply({"ok": True}))
+def test_the_connections_credentials_and_header_extras_are_sent(api, monkeypatch):
+    connection = {"conn_type": "http", "host": api.url, "login": "user", "password": "pw", "extra": {"X-Team": "a"}}
+    monkeypatch.setenv(CONN_VARIABLE, json.dumps(connection))
+    api.queue(Reply(200, {"ok": True}))
+
+    make_operator().execute(context={})
+
+    [request] = api.requests
+    assert request.headers["Authorization"] == "Basic dXNlcjpwdw=="
+    assert request.headers["X-Team"] == "a"
+
+
+def test_an_https_connection_uri_is_called_over_https(certificates, monkeypatch):
+    with serve(tls=certificates.server_context) as api:
+        # As a user writes it: a URI whose scheme is https; the CA to trust is the verify extra.
+        monkeypatch.setenv(CONN_VARIABLE, f"{api.url}?verify={certificates.ca_file}")
+        api.queue(Reply(200, {"over": "tls"}))
+
+        assert make_operator().execute(context={}) == {"over": "tls"}
+        assert api.paths == ["/items"]
+
+
+def test_5xx_408_and_429_are_retried_with_full_jitter_waits(api):
+    api.queue(Reply(503), Reply(408), Reply(429), Reply(200, {"ok": True}))
     operator = make_operator(max_attempts=4)
 
     assert operator.execute(context={}) == {"ok": True}
@@ -182,14 +153,27 @@ def test_5xx_and_429_are_retried_with_full_jitter_waits(api):
     assert waits == [same_draws.uniform(0, cap) for cap in caps]
 
 
-def test_a_client_error_fails_at_once_without_retrying(api):
-    api.queue(Reply(400, b'{"error": "bad date"}'))
+def test_a_body_cut_off_mid_transfer_is_retried(api):
+    api.queue(CUT_SHORT, Reply(200, {"ok": True}))
     operator = make_operator()
 
-    with pytest.raises(AirflowFailException, match=r"HTTP 400 .*bad date"):
+    assert operator.execute(context={}) == {"ok": True}
+    assert len(api.requests) == 2 and len(operator.waiter.waits) == 1
+
+
+def test_a_client_error_fails_at_once_without_the_body_or_query_in_the_message(api, capsys):
+    api.queue(Reply(400, {"error": "bad date", "echo": "token-51c0"}))
+    operator = make_operator(data={"date": "x", "api_key": "key-7a2e"})
+
+    with pytest.raises(AirflowFailException) as failure:
         operator.execute(context={})
-    assert len(api.requests) == 1
-    assert operator.waiter.waits == []
+
+    message = str(failure.value)
+    assert message.startswith(f"GET {api.url}/items?... answered HTTP 400 Bad Request.")
+    assert "token-51c0" not in message and "key-7a2e" not in message
+    assert len(api.requests) == 1 and operator.waiter.waits == []
+    # The body is for the task log, which Airflow masks; exceptions travel on into alerts.
+    assert "bad date" in capsys.readouterr().out  # Airflow's task logger writes through structlog to stdout
 
 
 def test_gives_up_after_max_attempts(api):
@@ -211,7 +195,7 @@ def test_refused_connections_are_retried(closed_port):
 
 
 def test_timeouts_are_retried(api):
-    api.queue(None, json_reply({"ok": True}))
+    api.queue(HOLD, Reply(200, {"ok": True}))
     operator = make_operator(request_timeout=0.2)
 
     assert operator.execute(context={}) == {"ok": True}
@@ -226,19 +210,28 @@ def test_an_empty_answer_skips_the_task(api, body):
         make_operator().execute(context={})
 
 
-def test_a_failed_response_check_fails_the_task(api):
-    api.queue(json_reply({"unexpected": []}))
+def test_a_failed_response_check_fails_the_task_without_the_body_in_the_message(api):
+    api.queue(Reply(200, {"unexpected": "token-51c0"}))
     operator = make_operator(response_check=json_has_keys("records"))
 
-    with pytest.raises(AirflowException, match=r"response_check rejected .*unexpected") as error:
+    with pytest.raises(AirflowException, match=r"response_check rejected the answer of GET .*/items") as error:
         operator.execute(context={})
     assert not isinstance(error.value, AirflowSkipException | AirflowFailException)
+    assert "token-51c0" not in str(error.value)
 
 
 def test_a_passing_response_check_lets_the_answer_through(api):
-    api.queue(json_reply({"records": []}))
+    api.queue(Reply(200, {"records": []}))
 
     assert make_operator(response_check=json_has_keys("records")).execute(context={}) == {"records": []}
+
+
+def test_a_missing_connection_fails_at_once_naming_the_variable(monkeypatch):
+    monkeypatch.delenv(CONN_VARIABLE, raising=False)
+
+    with pytest.raises(MissingConnectionError, match=f"Connection 'test_api' is not defined: set {CONN_VARIABLE}"):
+        make_operator().execute(context={})
+    assert issubclass(MissingConnectionError, AirflowFailException)
 
 
 def test_breaker_opens_after_failed_tries_then_fails_fast_without_a_request(api):
@@ -247,7 +240,7 @@ def test_breaker_opens_after_failed_tries_then_fails_fast_without_a_request(api)
     def new_try() -> ResilientHttpOperator:
         return make_operator(max_attempts=2, failure_threshold=2, breaker_store=store, clock=clock)
 
-    api.queue(*[Reply(503)] * 4)
+    api.queue(Reply(503), CUT_SHORT, Reply(503), Reply(503))
     for _ in range(2):
         with pytest.raises(AirflowException, match="failed 2 times"):
             new_try().execute(context={})
@@ -258,9 +251,23 @@ def test_breaker_opens_after_failed_tries_then_fails_fast_without_a_request(api)
     assert len(api.requests) == 4
 
 
+def test_a_trial_call_cut_off_mid_transfer_reopens_the_breaker(api):
+    store, clock = InMemoryBreakerStore(), FakeClock()
+    breaker = CircuitBreaker(CONN_ID, store, failure_threshold=1, clock=clock)
+    breaker.before_call()
+    breaker.record_failure()
+    clock.now += breaker.cooldown
+    api.queue(CUT_SHORT, CUT_SHORT)
+
+    with pytest.raises(AirflowException, match="last error: ChunkedEncodingError"):
+        make_operator(max_attempts=2, failure_threshold=1, breaker_store=store, clock=clock).execute(context={})
+
+    assert breaker.state is BreakerState.OPEN
+
+
 def test_a_client_error_does_not_count_against_the_breaker(api):
     store = InMemoryBreakerStore()
-    api.queue(Reply(404), Reply(404), json_reply({"ok": True}))
+    api.queue(Reply(404), Reply(404), Reply(200, {"ok": True}))
     for _ in range(2):
         with pytest.raises(AirflowFailException):
             make_operator(failure_threshold=1, breaker_store=store).execute(context={})
@@ -285,10 +292,7 @@ class LongestDelay(random.Random):
         return b
 
 
-def test_on_kill_ends_a_pending_wait_and_stops_retrying(api):
-    api.queue(Reply(503), json_reply({"never": "fetched"}))
-    waiter = SignallingEvent()
-    operator = make_operator(base_delay=3600, max_delay=3600, rng=LongestDelay(), waiter=waiter)
+def kill_during_the_first_wait(operator: ResilientHttpOperator) -> list[BaseException]:
     outcome: list[BaseException] = []
 
     def run() -> None:
@@ -300,28 +304,58 @@ def test_on_kill_ends_a_pending_wait_and_stops_retrying(api):
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
     try:
-        assert waiter.waiting.wait(timeout=10), "the operator never started waiting"
+        assert operator.waiter.waiting.wait(timeout=10), "the operator never started waiting"
         operator.on_kill()
         worker.join(timeout=10)
         assert not worker.is_alive(), "on_kill did not end the hour-long wait"
     finally:
-        waiter.set()  # never leave the worker blocked for an hour when on_kill fails
+        operator.waiter.set()  # never leave the worker blocked for an hour when on_kill fails
         worker.join(timeout=10)
+    return outcome
+
+
+def test_on_kill_ends_a_pending_wait_and_stops_retrying(api):
+    api.queue(Reply(503), Reply(200, {"never": "fetched"}))
+    operator = make_operator(base_delay=3600, max_delay=3600, rng=LongestDelay(), waiter=SignallingEvent())
+
+    outcome = kill_during_the_first_wait(operator)
 
     assert len(outcome) == 1 and isinstance(outcome[0], AirflowTaskTerminated)
     assert len(api.requests) == 1
 
 
+def test_a_killed_trial_call_lets_the_next_caller_try_at_once(api):
+    store, clock = InMemoryBreakerStore(), FakeClock()
+    breaker = CircuitBreaker(CONN_ID, store, failure_threshold=1, clock=clock)
+    breaker.before_call()
+    breaker.record_failure()
+    clock.now += breaker.cooldown
+    api.queue(Reply(503))
+    operator = make_operator(
+        base_delay=3600, max_delay=3600, rng=LongestDelay(), waiter=SignallingEvent(), breaker_store=store, clock=clock
+    )
+
+    kill_during_the_first_wait(operator)
+
+    # Not "a trial call is running" for a whole cool-down: the killed trial said nothing about the API.
+    assert breaker.before_call() is True
+
+
+class RunWithoutLogicalDate:
+    logical_date = None
+    run_after = datetime(2026, 1, 2, 8, 30, tzinfo=UTC)
+
+
 def test_endpoint_data_and_headers_are_templated(api):
     operator = make_operator(
-        endpoint="{% raw %}items/{{ ds }}{% endraw %}",
-        data={"since": "{% raw %}{{ ds }}{% endraw %}"},
+        endpoint="items/{% raw %}{{ run_id }}{% endraw %}",
+        data={"since": "{% raw %}{{ (dag_run.logical_date or dag_run.run_after) | ds }}{% endraw %}"},
         headers={"X-Run": "{% raw %}{{ run_id }}{% endraw %}"},
     )
     assert set(ResilientHttpOperator.template_fields) == {"endpoint", "data", "headers"}
 
-    operator.render_template_fields(context={"ds": "2026-01-01", "run_id": "manual_1"})
+    operator.render_template_fields(context={"run_id": "manual_1", "dag_run": RunWithoutLogicalDate()})
 
-    assert operator.endpoint == "items/2026-01-01"
-    assert operator.data == {"since": "2026-01-01"}
+    assert operator.endpoint == "items/manual_1"
+    assert operator.data == {"since": "2026-01-02"}
     assert operator.headers == {"X-Run": "manual_1"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import runpy
 import shutil
 import textwrap
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,6 +28,7 @@ from {{ cookiecutter.project_slug }}.tenant_pipelines import (
 # Not imported from conftest: where it sorts among first-party imports depends on the project name.
 DAGS_FOLDER = Path(__file__).resolve().parents[1] / "dags"
 TENANTS_FILE = DAGS_FOLDER / "config" / "tenants.yaml"
+DAY = datetime(2026, 1, 2, tzinfo=UTC)
 DAG_FILE = DAGS_FOLDER / "tenant_pipelines.py"
 
 TWO_TENANTS = """
@@ -205,15 +207,26 @@ def test_the_dag_processor_parses_the_dag_file_but_not_the_yaml():
     assert not [path for path in listed if not path.endswith(".py")]
 
 
+def run(conf: dict, logical_date: datetime | None = DAY) -> SimpleNamespace:
+    return SimpleNamespace(conf=conf, logical_date=logical_date, run_after=DAY + timedelta(hours=9))
+
+
 def test_a_table_in_skip_tables_is_skipped_and_the_others_load():
-    run = SimpleNamespace(conf={"skip_tables": ["orders"]})
+    skipping = run({"skip_tables": ["orders"]})
 
     with pytest.raises(AirflowSkipException, match="orders"):
-        load_table("acme", "orders", dag_run=run, ds="2026-01-02")
-    rows = load_table("acme", "customers", dag_run=run, ds="2026-01-02")
+        load_table("acme", "orders", dag_run=skipping)
+    rows = load_table("acme", "customers", dag_run=skipping)
 
-    assert rows == load_table("acme", "customers", dag_run=SimpleNamespace(conf={}), ds="2026-01-02")
+    assert rows == load_table("acme", "customers", dag_run=run({}))
     assert isinstance(rows, int)
+
+
+def test_a_run_without_a_logical_date_loads_the_day_it_was_due(capsys):
+    rows = load_table("acme", "orders", dag_run=run({}, logical_date=None))
+
+    assert rows == load_table("acme", "orders", dag_run=run({}))
+    assert "for 2026-01-02" in capsys.readouterr().out
 
 
 def test_the_report_separates_loaded_from_skipped_tables():

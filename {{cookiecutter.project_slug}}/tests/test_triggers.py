@@ -1,76 +1,54 @@
-"""HttpConditionTrigger against a real local HTTP server, with a fake clock; and the sensor that defers to it."""
+"""HttpConditionTrigger against real local HTTP(S) servers, with a fake clock; and the sensor that defers to it."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
 import json
-import socket
-import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
-from airflow.sdk import Connection
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferred,
+)
 from airflow.sdk.serde import deserialize, serialize
 
-from {{ cookiecutter.project_slug }}.sensors import HttpConditionSensor, base_url, join_url
+from {{ cookiecutter.project_slug }}.connections import MissingConnectionError
+from {{ cookiecutter.project_slug }}.sensors import HttpConditionSensor
 from {{ cookiecutter.project_slug }}.triggers import HttpConditionTrigger
+
+from local_servers import Certificates, Reply, Server, free_port, make_certificates, serve
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 READY = {"state": "ready", "rows": 3}
-
-
-class ScriptedHandler(BaseHTTPRequestHandler):
-    """Answers GETs from server.answers in order; the last answer repeats."""
-
-    def do_GET(self) -> None:
-        self.server.paths.append(self.path)
-        answers = self.server.answers
-        status, body = answers.pop(0) if len(answers) > 1 else answers[0]
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def serve(port: int = 0) -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", port), ScriptedHandler)
-    server.answers = [(200, READY)]
-    server.paths = []
-    server.url = f"http://127.0.0.1:{server.server_port}"
-    # A short poll interval lets shutdown() return quickly.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+CONN_ID = "export_api"
+CONN_VARIABLE = "AIRFLOW_CONN_EXPORT_API"
 
 
 @pytest.fixture
-def api() -> Iterator[ThreadingHTTPServer]:
+def api(monkeypatch) -> Iterator[Server]:
     with serve() as server:
+        server.default = Reply(200, READY)
+        monkeypatch.setenv(CONN_VARIABLE, server.url)
         yield server
 
 
 @pytest.fixture
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def closed_port(monkeypatch) -> int:
+    port = free_port()
+    monkeypatch.setenv(CONN_VARIABLE, f"http://127.0.0.1:{port}")
+    return port
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("tls"))
 
 
 class FakeTime:
@@ -88,9 +66,10 @@ class FakeTime:
         self.now += timedelta(seconds=seconds)
 
 
-def make_trigger(url: str, **overrides: Any) -> HttpConditionTrigger:
+def make_trigger(endpoint: str = "exports/2026-01-01", **overrides) -> HttpConditionTrigger:
     kwargs = {
-        "url": url,
+        "http_conn_id": CONN_ID,
+        "endpoint": endpoint,
         "started_at": START,
         "timeout": 10.0,
         "poll_interval": 2.0,
@@ -102,7 +81,8 @@ def make_trigger(url: str, **overrides: Any) -> HttpConditionTrigger:
     return HttpConditionTrigger(**kwargs)
 
 
-def run_trigger(trigger: HttpConditionTrigger, fake_time: FakeTime) -> list[dict]:
+def run_trigger(trigger: HttpConditionTrigger, fake_time: FakeTime | None = None) -> list[dict]:
+    fake_time = fake_time or FakeTime(START)
     trigger.clock = fake_time.clock
     trigger.sleep = fake_time.sleep
     return asyncio.run(collect_events(trigger))
@@ -123,20 +103,20 @@ def load_class(classpath: str) -> type:
 
 
 def test_serialize_names_the_class_by_its_import_path():
-    classpath, _ = make_trigger("http://127.0.0.1:1/x").serialize()
+    classpath, _ = make_trigger().serialize()
     assert classpath == "{{ cookiecutter.project_slug }}.triggers.HttpConditionTrigger"
     assert load_class(classpath) is HttpConditionTrigger
 
 
 def test_trigger_rebuilt_from_serialize_serializes_the_same():
-    original = make_trigger("http://127.0.0.1:1/x", json_field="job.state", expected_value={"nested": [1, 2]})
+    original = make_trigger(json_field="job.state", expected_value={"nested": [1, 2]})
     classpath, kwargs = original.serialize()
     assert load_class(classpath)(**kwargs).serialize() == (classpath, kwargs)
 
 
 def test_trigger_survives_the_encoding_a_deferring_task_uses():
     # The task runner encodes kwargs with serde before they travel to the triggerer.
-    classpath, kwargs = make_trigger("http://127.0.0.1:1/x").serialize()
+    classpath, kwargs = make_trigger().serialize()
     decoded = deserialize(json.loads(json.dumps(serialize(kwargs))))
     rebuilt = load_class(classpath)(**decoded)
     assert rebuilt.serialize() == (classpath, kwargs)
@@ -145,17 +125,17 @@ def test_trigger_survives_the_encoding_a_deferring_task_uses():
 
 def test_naive_start_time_is_rejected():
     with pytest.raises(ValueError, match="timezone-aware"):
-        make_trigger("http://127.0.0.1:1/x", started_at=datetime(2026, 1, 1))
+        make_trigger(started_at=datetime(2026, 1, 1))
 
 
 # --- polling -------------------------------------------------------------------------------
 
 
 def test_success_after_a_few_polls_carries_the_payload(api):
-    api.answers = [(404, {}), (503, {}), (200, {"state": "running"}), (200, READY)]
+    api.queue(Reply(404, {}), Reply(503, {}), Reply(200, {"state": "running"}), Reply(200, READY))
     fake_time = FakeTime(START)
 
-    events = run_trigger(make_trigger(f"{api.url}/exports/2026-01-01"), fake_time)
+    events = run_trigger(make_trigger(), fake_time)
 
     assert events == [{"status": "success", "payload": READY, "polls": 4}]
     assert api.paths == ["/exports/2026-01-01"] * 4
@@ -163,26 +143,24 @@ def test_success_after_a_few_polls_carries_the_payload(api):
 
 
 def test_status_alone_is_the_condition_without_a_json_field(api):
-    api.answers = [(503, b"busy"), (200, b"OK, not JSON")]
+    api.queue(Reply(503, b"busy", "text/plain"), Reply(200, b"OK, not JSON", "text/plain"))
 
-    events = run_trigger(make_trigger(api.url, json_field=None), FakeTime(START))
-
-    assert events == [{"status": "success", "payload": None, "polls": 2}]
+    assert run_trigger(make_trigger(json_field=None)) == [{"status": "success", "payload": None, "polls": 2}]
 
 
 def test_nested_json_field_is_matched(api):
-    api.answers = [(200, {"job": {"state": "running"}}), (200, {"job": {"state": "done"}})]
+    api.queue(Reply(200, {"job": {"state": "running"}}), Reply(200, {"job": {"state": "done"}}))
 
-    events = run_trigger(make_trigger(api.url, json_field="job.state", expected_value="done"), FakeTime(START))
+    events = run_trigger(make_trigger(json_field="job.state", expected_value="done"))
 
     assert events == [{"status": "success", "payload": {"job": {"state": "done"}}, "polls": 2}]
 
 
 def test_condition_never_met_times_out_at_the_deadline(api):
-    api.answers = [(200, {"state": "running"})]
+    api.default = Reply(200, {"state": "running"})
     fake_time = FakeTime(START)
 
-    events = run_trigger(make_trigger(api.url, timeout=5.0, poll_interval=2.0), fake_time)
+    events = run_trigger(make_trigger(timeout=5.0, poll_interval=2.0), fake_time)
 
     assert len(events) == 1
     assert events[0]["status"] == "timeout"
@@ -194,9 +172,7 @@ def test_condition_never_met_times_out_at_the_deadline(api):
 
 
 def test_unreachable_server_is_not_yet_until_the_deadline(closed_port):
-    fake_time = FakeTime(START)
-
-    events = run_trigger(make_trigger(f"http://127.0.0.1:{closed_port}/", timeout=5.0), fake_time)
+    events = run_trigger(make_trigger(timeout=5.0))
 
     assert len(events) == 1
     assert events[0]["status"] == "timeout"
@@ -211,9 +187,9 @@ def test_server_coming_up_late_still_succeeds(closed_port):
         async def sleep_then_start_the_server(seconds: float) -> None:
             await fake_time.sleep(seconds)
             if len(fake_time.sleeps) == 2:
-                stack.enter_context(serve(closed_port))
+                stack.enter_context(serve(port=closed_port)).default = Reply(200, READY)
 
-        trigger = make_trigger(f"http://127.0.0.1:{closed_port}/")
+        trigger = make_trigger()
         trigger.clock = fake_time.clock
         trigger.sleep = sleep_then_start_the_server
         events = asyncio.run(collect_events(trigger))
@@ -223,45 +199,127 @@ def test_server_coming_up_late_still_succeeds(closed_port):
 
 def test_deadline_holds_for_a_trigger_rebuilt_after_a_restart(api):
     # A triggerer restart rebuilds the trigger from its kwargs; the wait does not start over.
-    api.answers = [(200, {"state": "running"})]
+    api.default = Reply(200, {"state": "running"})
     fake_time = FakeTime(START + timedelta(seconds=60))
 
-    events = run_trigger(make_trigger(api.url, timeout=10.0), fake_time)
+    events = run_trigger(make_trigger(timeout=10.0), fake_time)
 
     assert [event["status"] for event in events] == ["timeout"]
     assert events[0]["polls"] == 1
     assert fake_time.sleeps == []
 
 
-@pytest.mark.parametrize("status", [401, 403])
-def test_answer_that_waiting_cannot_change_is_an_error(api, status):
-    api.answers = [(status, {"detail": "no"})]
+@pytest.mark.parametrize("status", [400, 405, 410])
+def test_a_wrong_request_is_an_error_no_retry_can_fix(api, status):
+    api.default = Reply(status, {"detail": "no", "echo": "token-51c0"})
     fake_time = FakeTime(START)
 
-    events = run_trigger(make_trigger(api.url), fake_time)
+    [event] = run_trigger(make_trigger(), fake_time)
 
-    assert len(events) == 1
-    assert events[0]["status"] == "error"
-    assert str(status) in events[0]["message"]
+    assert event["status"] == "error" and event["retryable"] is False
+    assert f"answered {status}" in event["message"] and "token-51c0" not in event["message"]
     assert fake_time.sleeps == []
 
 
-def test_unusable_url_is_an_error():
-    events = run_trigger(make_trigger("ftp://127.0.0.1/file"), FakeTime(START))
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_are_an_error_a_retry_may_fix(api, status):
+    api.default = Reply(status, {"detail": "no"})
 
-    assert [event["status"] for event in events] == ["error"]
+    [event] = run_trigger(make_trigger())
+
+    assert event["status"] == "error" and event["retryable"] is True
+    assert f"the credentials of connection '{CONN_ID}' were refused" in event["message"]
+
+
+def test_unusable_url_is_an_error(monkeypatch):
+    monkeypatch.setenv(CONN_VARIABLE, json.dumps({"conn_type": "http", "host": "ftp://127.0.0.1/files"}))
+
+    [event] = run_trigger(make_trigger())
+
+    assert event["status"] == "error" and event["retryable"] is False
+
+
+def test_a_connection_the_triggerer_cannot_find_is_an_error_naming_the_variable(monkeypatch):
+    monkeypatch.delenv(CONN_VARIABLE, raising=False)
+
+    [event] = run_trigger(make_trigger())
+
+    assert event["status"] == "error" and event["retryable"] is False
+    assert f"Connection '{CONN_ID}' is not defined: set {CONN_VARIABLE}" in event["message"]
+    assert "The triggerer needs it" in event["message"]
+
+
+def test_query_strings_stay_out_of_events(api):
+    api.default = Reply(200, {"state": "running"})
+
+    [event] = run_trigger(make_trigger(endpoint="exports/x?api_key=key-7a2e", timeout=1.0))
+
+    assert event["status"] == "timeout"
+    assert "key-7a2e" not in event["message"] and "/exports/x?..." in event["message"]
+
+
+# --- the connection's settings in the triggerer -------------------------------------------
+
+
+def test_basic_auth_and_header_extras_are_sent(api, monkeypatch):
+    extra = {"X-Team": "data", "Authorization-Scope": "exports"}
+    connection = {"conn_type": "http", "host": api.url, "login": "user", "password": "pw", "extra": extra}
+    monkeypatch.setenv(CONN_VARIABLE, json.dumps(connection))
+
+    assert run_trigger(make_trigger())[0]["status"] == "success"
+
+    [request] = api.requests
+    assert request.headers["Authorization"] == "Basic dXNlcjpwdw=="
+    assert request.headers["X-Team"] == "data" and request.headers["Authorization-Scope"] == "exports"
+
+
+def test_an_https_connection_is_verified_with_its_ca_bundle(certificates, monkeypatch):
+    with serve(tls=certificates.server_context) as api:
+        api.default = Reply(200, READY)
+        monkeypatch.setenv(CONN_VARIABLE, f"{api.url}?verify={certificates.ca_file}")
+
+        assert run_trigger(make_trigger())[0]["status"] == "success"
+        assert api.paths == ["/exports/2026-01-01"]
+
+
+def test_an_https_server_the_connection_does_not_trust_is_never_ready(certificates, monkeypatch):
+    with serve(tls=certificates.server_context) as api:
+        monkeypatch.setenv(CONN_VARIABLE, api.url)
+
+        [event] = run_trigger(make_trigger(timeout=1.0))
+
+        assert event["status"] == "timeout" and "not reachable (ConnectError)" in event["message"]
+        assert api.requests == []
+
+
+def test_the_proxy_extra_routes_the_polls(monkeypatch):
+    with serve() as proxy:
+        proxy.default = Reply(200, READY)
+        connection = {"conn_type": "http", "host": "http://exports.invalid", "extra": {"proxy": proxy.url}}
+        monkeypatch.setenv(CONN_VARIABLE, json.dumps(connection))
+
+        assert run_trigger(make_trigger())[0]["status"] == "success"
+        assert proxy.paths == ["http://exports.invalid/exports/2026-01-01"]
+
+
+def test_a_malformed_extra_is_an_error_naming_it(monkeypatch):
+    connection = {"conn_type": "http", "host": "http://127.0.0.1:1", "extra": {"verify": 3}}
+    monkeypatch.setenv(CONN_VARIABLE, json.dumps(connection))
+
+    [event] = run_trigger(make_trigger())
+
+    assert event["status"] == "error" and "connection 'export_api': extra 'verify'" in event["message"]
 
 
 # --- the sensor ----------------------------------------------------------------------------
 
 
 @pytest.fixture
-def sensor(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_EXPORT_API", "http://127.0.0.1:8080")
+def sensor() -> HttpConditionSensor:
     return HttpConditionSensor(
         task_id="wait_for_export",
-        http_conn_id="export_api",
-        endpoint="exports/{% raw %}{{ ds }}{% endraw %}",
+        http_conn_id=CONN_ID,
+        endpoint="exports/{% raw %}{{ run_id }}{% endraw %}",
         json_field="state",
         expected_value="ready",
         poke_interval=30,
@@ -269,9 +327,8 @@ def sensor(monkeypatch):
     )
 
 
-def test_sensor_defers_at_once_to_the_trigger(sensor, api, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_EXPORT_API", api.url)
-    sensor.render_template_fields(context={"ds": "2026-01-01"})
+def test_sensor_defers_at_once_to_a_trigger_holding_only_the_connection_id(sensor, api):
+    sensor.render_template_fields(context={"run_id": "2026-01-01"})
     before = datetime.now(UTC)
 
     with pytest.raises(TaskDeferred) as deferred:
@@ -280,14 +337,36 @@ def test_sensor_defers_at_once_to_the_trigger(sensor, api, monkeypatch):
     assert deferred.value.method_name == "execute_complete"
     trigger = deferred.value.trigger
     assert isinstance(trigger, HttpConditionTrigger)
-    assert trigger.url == f"{api.url}/exports/2026-01-01"
+    assert (trigger.http_conn_id, trigger.endpoint) == (CONN_ID, "exports/2026-01-01")
     assert (trigger.poll_interval, trigger.timeout) == (30.0, 3600.0)
     assert (trigger.json_field, trigger.expected_value) == ("state", "ready")
     assert before <= trigger.started_at <= datetime.now(UTC)
     # The triggerer's own timeout is only a backstop behind the trigger's timeout event.
     assert deferred.value.timeout > timedelta(hours=1)
     # Deferring is all execute does: the wait itself has not polled yet.
-    assert api.paths == []
+    assert api.requests == []
+
+
+def test_the_deferred_trigger_stores_no_secret_of_the_connection(sensor, monkeypatch):
+    # Trigger kwargs are stored in the metadata DB and shown in the UI: only the id may go there.
+    extra = {"Authorization": "Bearer tok-9e1f"}
+    connection = {"conn_type": "http", "host": "https://api.example.com", "login": "u", "password": "pw-2b7c"}
+    monkeypatch.setenv(CONN_VARIABLE, json.dumps({**connection, "extra": extra}))
+
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context={})
+
+    _, kwargs = deferred.value.trigger.serialize()
+    stored = json.dumps(serialize(kwargs))
+    assert kwargs["http_conn_id"] == CONN_ID
+    assert "pw-2b7c" not in stored and "tok-9e1f" not in stored and "api.example.com" not in stored
+
+
+def test_sensor_fails_at_once_without_its_connection(sensor, monkeypatch):
+    monkeypatch.delenv(CONN_VARIABLE, raising=False)
+
+    with pytest.raises(MissingConnectionError, match=CONN_VARIABLE):
+        sensor.execute(context={})
 
 
 def test_execute_complete_returns_the_payload(sensor):
@@ -299,9 +378,15 @@ def test_execute_complete_raises_sensor_timeout_on_timeout(sensor):
         sensor.execute_complete({}, {"status": "timeout", "message": "x did not meet the condition"})
 
 
-def test_execute_complete_fails_without_retry_on_error(sensor):
-    with pytest.raises(AirflowFailException, match="answered 401"):
-        sensor.execute_complete({}, {"status": "error", "message": "x answered 401"})
+def test_a_wrong_request_fails_without_retry(sensor):
+    with pytest.raises(AirflowFailException, match="answered 400"):
+        sensor.execute_complete({}, {"status": "error", "message": "x answered 400", "retryable": False})
+
+
+def test_refused_credentials_fail_the_try_and_leave_the_retries(sensor):
+    with pytest.raises(AirflowException, match="answered 401") as failure:
+        sensor.execute_complete({}, {"status": "error", "message": "x answered 401", "retryable": True})
+    assert not isinstance(failure.value, AirflowFailException)
 
 
 def test_soft_fail_turns_a_timeout_into_a_skip(sensor):
@@ -310,38 +395,3 @@ def test_soft_fail_turns_a_timeout_into_a_skip(sensor):
 
     with pytest.raises(AirflowSkipException):
         sensor.resume_execution("execute_complete", {"event": event}, context={})
-
-
-# --- connection to URL ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("uri", "expected"),
-    [
-        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
-        ("https://api.example.com", "https://api.example.com"),
-        ("https://api.example.com/v1", "https://api.example.com/v1"),
-        # HttpHook style: the scheme sits in the schema field.
-        ("http://api.example.com:8443/https", "https://api.example.com:8443"),
-    ],
-)
-def test_base_url_from_connection_uri(uri, expected):
-    assert base_url(Connection.from_uri(uri, conn_id="api")) == expected
-
-
-def test_base_url_keeps_a_full_url_given_as_host():
-    connection = Connection(conn_id="api", conn_type="http", host="https://api.example.com/v2")
-    assert base_url(connection) == "https://api.example.com/v2"
-
-
-@pytest.mark.parametrize(
-    ("base", "endpoint", "expected"),
-    [
-        ("http://h", "a/b", "http://h/a/b"),
-        ("http://h/", "a", "http://h/a"),
-        ("http://h", "/a", "http://h/a"),
-        ("http://h", "", "http://h"),
-    ],
-)
-def test_join_url(base, endpoint, expected):
-    assert join_url(base, endpoint) == expected

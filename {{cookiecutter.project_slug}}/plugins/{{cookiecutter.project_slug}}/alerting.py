@@ -1,54 +1,45 @@
 """Alerts for failed, retried and late DAG runs, sent to the channels chosen for this project.
 
-Channels:
-{%- if cookiecutter.alert_chat == "slack" %}
-- chat: Slack incoming webhook, Airflow connection ``slack_alerts``.
-{%- elif cookiecutter.alert_chat == "email" %}
-- chat: email to the team's contact address through the SMTP connection ``smtp_alerts``.
-{%- else %}
-- chat: none.
-{%- endif %}
-{%- if cookiecutter.alert_pager == "pagerduty" %}
-- pager: PagerDuty Events API v2, Airflow connection ``pagerduty_alerts`` (integration key as password).
-{%- else %}
-- pager: none.
-{%- endif %}
+The channels are project_settings.CHAT_CHANNEL and PAGER_CHANNEL. Each is a module of this
+package named ``<channel>_alerts`` (slack_alerts, email_alerts, pagerduty_alerts) that knows its
+connection and how to send; a channel chosen as "none" has no module and is skipped.
 
-Routing (a channel chosen as none is skipped):
+Routing:
 - A task fails: it is posted; in a DAG tagged ``critical`` it also pages.
 - A task will be retried: it is posted, never paged. A retry is Airflow riding out a flaky dependency.
 - A task succeeds: silent, unless it belongs to a critical DAG and needed more than one try. Then the
   recovery is posted and the page resolved, so whoever was woken up knows it is over.
 - A DAG run misses its deadline (``finish_within``): the triggerer posts it.
 
-Each channel is tried on its own. One that is down is logged and skipped: the other still gets the
-alert, and an alerting error never hides the task's own failure.
+Each channel is tried on its own, and an alerting error never hides the task's own failure. A
+channel whose connection is not defined is skipped with one warning per process that says how to
+define it; a defined channel that fails to send is logged as an error.
+
+Alert text can carry an exception message, and exception messages can carry secrets: the text goes
+through Airflow's secrets masker, and query strings are cut from the URLs in it.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-{%- if cookiecutter.alert_chat == "email" %}
-from html import escape
-{%- endif %}
+from types import ModuleType
 from typing import Any
 
-from airflow.sdk import AsyncCallback, Context, DeadlineAlert, DeadlineReference
+from airflow.sdk import AsyncCallback, BaseHook, Context, DeadlineAlert, DeadlineReference
+from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.sdk.log import redact
+
+from .connections import how_to_define
+from .http_connections import without_query_strings
+from .project_settings import CHAT_CHANNEL, PAGER_CHANNEL
 
 log = logging.getLogger(__name__)
 
 CRITICAL_TAG = "critical"
-{%- if cookiecutter.alert_chat == "slack" %}
-CHAT_CONN_ID = "slack_alerts"
-{%- elif cookiecutter.alert_chat == "email" %}
-CHAT_CONN_ID = "smtp_alerts"
-{%- endif %}
-{%- if cookiecutter.alert_pager == "pagerduty" %}
-PAGER_CONN_ID = "pagerduty_alerts"
-{%- endif %}
 # Enough of the exception to recognise it; the full traceback is one click away in the log.
 MAX_ERROR_CHARS = 500
 
@@ -86,7 +77,7 @@ class Alert:
             tries=ti.max_tries + 1 if ti is not None else None,
             when=_when(context),
             log_url=getattr(ti, "log_url", None),
-            error=_truncate(f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error),
+            error=safe_text(f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error),
             critical=CRITICAL_TAG in dag.tags,
         )
 
@@ -111,6 +102,14 @@ class Alert:
         return "\n".join([self.subject, *(f"{label}: {value}" for label, value in self.details.items())])
 
 
+def safe_text(text: str | None) -> str | None:
+    """Text fit for an alert: secrets Airflow knows are masked, URL query strings cut, and at most MAX_ERROR_CHARS."""
+    if text is None:
+        return None
+    text = without_query_strings(str(redact(text)))
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
+
+
 def _task_label(ti: Any) -> str | None:
     if ti is None:
         return None
@@ -127,89 +126,61 @@ def _when(context: Context) -> str | None:
     return None
 
 
-def _truncate(text: str | None) -> str | None:
-    if text is None or len(text) <= MAX_ERROR_CHARS:
-        return text
-    return text[: MAX_ERROR_CHARS - 3] + "..."
+def _channels(name: str) -> dict[str, ModuleType]:
+    """The chosen channel by name, with the module that sends to it; none for "none"."""
+    return {} if name == "none" else {name: importlib.import_module(f"{__package__}.{name}_alerts")}
 
 
-Send = Callable[[Alert, Context], None]
+# The name is what a skipped or failed delivery is logged under.
+CHAT = _channels(CHAT_CHANNEL)
+PAGER = _channels(PAGER_CHANNEL)
+
+# Connection ids already reported missing by this process: one warning each, not one per alert.
+_reported_missing: set[str] = set()
 
 
-def _deliver(alert: Alert, context: Context, channels: dict[str, Send]) -> None:
-    for name, send in channels.items():
+def _report_missing(name: str, conn_id: str) -> None:
+    if conn_id not in _reported_missing:
+        _reported_missing.add(conn_id)
+        log.warning(
+            "Alert channel %s is off: connection %r is not defined. To receive these alerts, %s (%s).",
+            name,
+            conn_id,
+            how_to_define(conn_id),
+            _channel_example(name),
+        )
+
+
+def _channel_example(name: str) -> str:
+    channel = CHAT.get(name) or PAGER.get(name)
+    return getattr(channel, "CONNECTION_EXAMPLE", "see the channel's module")
+
+
+def channel_is_configured(name: str, channel: ModuleType) -> bool:
+    try:
+        BaseHook.get_connection(channel.CONN_ID)
+    except AirflowNotFoundException:
+        _report_missing(name, channel.CONN_ID)
+        return False
+    return True
+
+
+async def achannel_is_configured(name: str, channel: ModuleType) -> bool:
+    try:
+        await BaseHook.aget_connection(channel.CONN_ID)
+    except AirflowNotFoundException:
+        _report_missing(name, channel.CONN_ID)
+        return False
+    return True
+
+
+def _deliver(alert: Alert, context: Context, channels: dict[str, ModuleType]) -> None:
+    for name, channel in channels.items():
         try:
-            send(alert, context)
+            if channel_is_configured(name, channel):
+                channel.send(alert, context)
         except Exception:
             log.exception("Alert channel %s failed to send %r for %s", name, alert.event, alert.key)
-{%- if cookiecutter.alert_chat != "none" %}
-
-
-def _chat_notifier(subject: str, text: str):
-    """The provider notifier that posts one message to the chat channel.
-
-    Callers use its ``notify``/``async_notify`` directly. Calling the notifier itself would first
-    render the message as a Jinja template, and an exception text holding braces would then break it.
-    The import waits until an alert is sent because DAG files import this module when they are parsed.
-    """
-{%- endif %}
-{%- if cookiecutter.alert_chat == "slack" %}
-    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
-
-    # Slack reads &, < and > as markup; escaped, an exception text shows as it was raised.
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return SlackWebhookNotifier(slack_webhook_conn_id=CHAT_CONN_ID, text=escaped)
-{%- elif cookiecutter.alert_chat == "email" %}
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-    # dag_defaults imports this module, so the address is read here rather than at import time.
-    from {{ cookiecutter.project_slug }}.dag_defaults import CONTACT_EMAIL
-
-    # The sender is the connection's "from_email" extra.
-    return SmtpNotifier(
-        to=CONTACT_EMAIL,
-        subject=f"[Airflow] {subject}",
-        html_content=f"<pre>{escape(text)}</pre>",
-        smtp_conn_id=CHAT_CONN_ID,
-    )
-{%- endif %}
-{%- if cookiecutter.alert_chat != "none" %}
-
-
-def _post(alert: Alert, context: Context) -> None:
-    _chat_notifier(alert.subject, alert.text).notify(context)
-{%- endif %}
-{%- if cookiecutter.alert_pager == "pagerduty" %}
-
-
-def _page(alert: Alert, context: Context) -> None:
-    from airflow.providers.pagerduty.notifications.pagerduty import PagerdutyNotifier
-
-    PagerdutyNotifier(
-        pagerduty_events_conn_id=PAGER_CONN_ID,
-        action="resolve" if alert.event == RECOVERED else "trigger",
-        dedup_key=alert.key,
-        summary=alert.subject,
-        severity="critical",
-        source={{ cookiecutter.project_slug | tojson }},
-        component=alert.dag_id,
-        custom_details=alert.details,
-        links=[{"href": alert.log_url, "text": "Task log"}] if alert.log_url else None,
-    ).notify(context)
-{%- endif %}
-
-
-# Channels by name: the name is what a failed delivery is logged under.
-{%- if cookiecutter.alert_chat == "none" %}
-CHAT: dict[str, Send] = {}
-{%- else %}
-CHAT: dict[str, Send] = {"{{ cookiecutter.alert_chat }}": _post}
-{%- endif %}
-{%- if cookiecutter.alert_pager == "none" %}
-PAGER: dict[str, Send] = {}
-{%- else %}
-PAGER: dict[str, Send] = {"{{ cookiecutter.alert_pager }}": _page}
-{%- endif %}
 
 
 def on_failure(context: Context) -> None:
@@ -260,7 +231,8 @@ async def notify_deadline_missed(minutes: int, context: dict[str, Any] | None = 
     """Say that a DAG run missed its deadline. Runs in the triggerer's event loop, so it must not block.
 
     The scheduler passes ``context`` as ``{"dag_run": <the run as the REST API shows it>, "deadline":
-    {"id", "deadline_time"}}``. A failure here is not swallowed: the triggerer records the callback as failed.
+    {"id", "deadline_time"}}``. A channel that fails to send is not swallowed: the triggerer records
+    the callback as failed. Without a configured chat channel, the triggerer's log is where it goes.
     """
     dag_run = (context or {}).get("dag_run") or {}
     deadline = (context or {}).get("deadline") or {}
@@ -273,9 +245,10 @@ async def notify_deadline_missed(minutes: int, context: dict[str, Any] | None = 
             f"Deadline: {deadline.get('deadline_time')}",
         ]
     )
-{%- if cookiecutter.alert_chat != "none" %}
-    await _chat_notifier(subject, text).async_notify(context or {})
-{%- else %}
-    # No chat channel was chosen: the triggerer's log is the only place this can go.
-    log.warning(text)
-{%- endif %}
+    delivered = False
+    for name, channel in CHAT.items():
+        if await achannel_is_configured(name, channel):
+            await channel.send_notice(subject, text, context or {})
+            delivered = True
+    if not delivered:
+        log.warning(text)

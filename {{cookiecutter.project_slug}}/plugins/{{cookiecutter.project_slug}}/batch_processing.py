@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from airflow.sdk.exceptions import AirflowFailException
+
 
 def hourly_partitions(start: datetime, end: datetime) -> list[str]:
     """One partition key per hour in [start, end): the fan-out width is only known at run time."""
@@ -28,3 +30,18 @@ def summarize(results: list[dict | None]) -> dict:
         "succeeded": len(done),
         "rows": sum(result["rows"] for result in done),
     }
+
+
+class IncompleteRun(AirflowFailException):
+    """Some partitions produced no result. Raised by a leaf task, it fails the DAG run, which is what
+    run-level health checks, max_consecutive_failed_dag_runs and downstream consumers look at."""
+
+
+def require_complete(summary: dict) -> None:
+    """Fail unless every partition produced a result; retrying this check cannot change that."""
+    missing = summary["partitions"] - summary["succeeded"]
+    if missing:
+        raise IncompleteRun(
+            f"{missing} of {summary['partitions']} partitions failed or produced nothing: the run is incomplete. "
+            "Clear the failed `process` tasks to re-run just those partitions."
+        )

@@ -82,8 +82,19 @@ class VariableBreakerStore:
     key_prefix = "circuit_breaker:"
 
     def load(self, name: str) -> dict[str, Any] | None:
-        text = Variable.get(self.key_prefix + name, default=None)
-        return None if text is None else json.loads(text)
+        key = self.key_prefix + name
+        text = Variable.get(key, default=None)
+        if text is None:
+            return None
+        try:
+            record = json.loads(text)
+            BreakerRecord.from_dict(record)
+        except (KeyError, TypeError, ValueError) as error:
+            # Someone edited it by hand: say which Variable, rather than fail on a JSON detail.
+            raise ValueError(
+                f"Variable {key!r} does not hold circuit breaker state ({error}); delete it to reset the breaker"
+            ) from None
+        return record
 
     def save(self, name: str, record: dict[str, Any]) -> None:
         Variable.set(
@@ -131,12 +142,16 @@ class CircuitBreaker:
             return BreakerState.HALF_OPEN
         return record.state
 
-    def before_call(self) -> None:
-        """Let a call through, or raise CircuitOpenError. In half-open, the caller becomes the trial."""
+    def before_call(self) -> bool:
+        """Let a call through, or raise CircuitOpenError. In half-open, the caller becomes the trial.
+
+        Returns whether the caller is that trial: it must then end with record_success,
+        record_failure or cancel_trial, or the breaker stays half-open for a whole cool-down.
+        """
         record = self._load()
         now = self.clock()
         if record.state is BreakerState.CLOSED:
-            return
+            return False
         if record.state is BreakerState.OPEN and now < record.opened_at + self.cooldown:
             reason = f"{record.consecutive_failures} consecutive failures"
             raise CircuitOpenError(self.name, record.opened_at + self.cooldown, reason)
@@ -144,9 +159,20 @@ class CircuitBreaker:
         if record.state is BreakerState.HALF_OPEN and now < record.trial_started_at + self.cooldown:
             raise CircuitOpenError(self.name, record.trial_started_at + self.cooldown, "a trial call is running")
         self._save(replace(record, state=BreakerState.HALF_OPEN, trial_started_at=now))
+        return True
 
     def record_success(self) -> None:
         self._save(BreakerRecord())
+
+    def cancel_trial(self) -> None:
+        """End a trial call that never reached the API (the request was invalid, the task was killed).
+
+        It says nothing about the API's health, so the breaker goes back to open with its cool-down
+        over: the next caller becomes the trial at once, instead of after another cool-down.
+        """
+        record = self._load()
+        if record.state is BreakerState.HALF_OPEN:
+            self._save(replace(record, state=BreakerState.OPEN, opened_at=self.clock() - self.cooldown))
 
     def record_failure(self) -> None:
         record = self._load()

@@ -7,10 +7,8 @@ from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable
 
-from {{ cookiecutter.project_slug }}.alerting import callbacks
-
-OWNER = {{ cookiecutter.owner_team | tojson }}
-CONTACT_EMAIL = {{ cookiecutter.contact_email | tojson }}
+from .alerting import callbacks
+from .project_settings import OWNER
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:
@@ -36,6 +34,7 @@ def daily_intervals() -> CronDataIntervalTimetable:
     """A daily schedule whose runs cover the previous day: [data_interval_start, data_interval_end).
 
     Airflow 3 turns `schedule="@daily"` into CronTriggerTimetable, whose data interval is empty
-    (start == end). DAGs that select or replace data by interval need real intervals.
+    (start == end). DAGs that select or replace data by interval need real intervals. A run
+    without a logical date has no interval at all: run_dates.data_window() covers that case.
     """
     return CronDataIntervalTimetable("@daily", timezone="UTC")

@@ -2,13 +2,18 @@
 
 One task try makes up to `max_attempts` requests. Between them it waits a random time in
 [0, min(max_delay, base_delay * 2**n)] ("full jitter"), so many tasks retrying at once
-spread out instead of hitting the API in lockstep. Connection errors, timeouts, 429 and
-5xx are retried; any other 4xx fails at once, since the same request will be refused again.
+spread out instead of hitting the API in lockstep. Anything that goes wrong on the way (refused
+or dropped connections, timeouts, a body cut off mid-transfer) and the statuses 408, 429 and 5xx
+are retried; any other 4xx fails at once, since the same request will be refused again.
 
 A try that exhausts its attempts counts as one failure of the circuit breaker named after
 the connection, shared by every task that calls the same API (see circuit_breaker.py).
 While it is open, tries fail fast without a request, and Airflow's own retries with
 backoff come back later. Any answer from the API, even a 4xx, shows it is up and closes it.
+
+The URL comes from the connection as http_connections.base_url() reads it, so an ``https://``
+connection is called over https. Error messages, which end up in alerts, show URLs without
+their query string and never a response body; the task log has an excerpt of the body.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from airflow.sdk.exceptions import (
     AirflowTaskTerminated,
 )
 
-from {{ cookiecutter.project_slug }}.circuit_breaker import BreakerStore, CircuitBreaker, VariableBreakerStore
+from .circuit_breaker import BreakerStore, CircuitBreaker, VariableBreakerStore
+from .connections import require_connection
+from .http_connections import base_url, join_url, redact_url
 
 # requests and the HTTP hook take half a second to import, which every parse of a DAG file
 # using this operator would pay; they are imported when a task runs.
@@ -36,12 +43,13 @@ if TYPE_CHECKING:
     import requests
     from airflow.providers.http.hooks.http import HttpHook
 
-# Shown in failure messages: enough to recognise an error page, not a whole payload in the log.
+# Logged when an answer is refused: enough to recognise an error page, not a whole payload.
 BODY_EXCERPT_CHARS = 500
 
 
 def is_retryable_status(status_code: int) -> bool:
-    return status_code == 429 or status_code >= 500
+    """408 Request Timeout, 429 Too Many Requests and server errors may go away on their own."""
+    return status_code in (408, 429) or status_code >= 500
 
 
 def full_jitter_delay(retry_number: int, base_delay: float, max_delay: float, rng: random.Random) -> float:
@@ -151,28 +159,37 @@ class ResilientHttpOperator(BaseOperator):
         # Created here, not in __init__: the DAG processor never needs them, and a lock cannot be copied.
         self.waiter = self.waiter or threading.Event()
         self.rng = self.rng or random.Random()
-        breaker = CircuitBreaker(
-            self.breaker_name,
-            self.breaker_store or VariableBreakerStore(),
-            failure_threshold=self.failure_threshold,
-            cooldown=self.breaker_cooldown,
-            clock=self.clock,
-        )
-        breaker.before_call()
+        url = join_url(base_url(require_connection(self.http_conn_id)), self.endpoint)
 
         from airflow.providers.http.hooks.http import HttpHook
 
+        # The hook configures the session from the connection: auth, headers, TLS, proxies.
         hook = HttpHook(method=self.method, http_conn_id=self.http_conn_id)
         self._session = hook.get_conn(
             headers=self.headers,
             extra_options={"timeout": self.request_timeout, "check_response": False},
         )
         try:
-            response = self._request_with_retries(hook, self._session, breaker)
+            request = self._prepare(self._session, url)
+            breaker = CircuitBreaker(
+                self.breaker_name,
+                self.breaker_store or VariableBreakerStore(),
+                failure_threshold=self.failure_threshold,
+                cooldown=self.breaker_cooldown,
+                clock=self.clock,
+            )
+            is_trial = breaker.before_call()
+            try:
+                response = self._request_with_retries(hook, self._session, request, breaker)
+            except AirflowTaskTerminated:
+                # A request cut short by on_kill says nothing about the API's health.
+                if is_trial:
+                    breaker.cancel_trial()
+                raise
         finally:
             self._session.close()
         breaker.record_success()
-        return self._result(response, hook.url_from_endpoint(self.endpoint))
+        return self._result(response, redact_url(request.url))
 
     def on_kill(self) -> None:
         if self.waiter is not None:
@@ -181,12 +198,31 @@ class ResilientHttpOperator(BaseOperator):
         if self._session is not None:
             self._session.close()
 
+    def _prepare(self, session: requests.Session, url: str) -> requests.PreparedRequest:
+        """The request, or AirflowFailException when it cannot be made (bad URL or header): no retry fixes that."""
+        import requests
+
+        # The same split as HttpHook.run: GET sends data as query parameters, HEAD sends none.
+        if self.method == "GET":
+            request = requests.Request(self.method, url, params=self.data)
+        elif self.method == "HEAD":
+            request = requests.Request(self.method, url)
+        else:
+            request = requests.Request(self.method, url, data=self.data)
+        try:
+            return session.prepare_request(request)
+        except (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader, ValueError) as error:
+            raise AirflowFailException(
+                f"cannot build {self.method} {redact_url(url)} from connection {self.http_conn_id!r} "
+                f"and endpoint {self.endpoint!r}: {type(error).__name__}"
+            ) from None
+
     def _request_with_retries(
-        self, hook: HttpHook, session: requests.Session, breaker: CircuitBreaker
+        self, hook: HttpHook, session: requests.Session, request: requests.PreparedRequest, breaker: CircuitBreaker
     ) -> requests.Response:
         import requests
 
-        url = hook.url_from_endpoint(self.endpoint)
+        shown = redact_url(request.url)
         for attempt in range(1, self.max_attempts + 1):
             if attempt > 1:
                 delay = full_jitter_delay(attempt - 2, self.base_delay, self.max_delay, self.rng)
@@ -194,46 +230,43 @@ class ResilientHttpOperator(BaseOperator):
                 self.waiter.wait(delay)
             self._stop_if_killed()
             try:
-                request = session.prepare_request(self._request(url))
                 response = hook.run_and_check(session, request, hook.merged_extra)
-            except (requests.ConnectionError, requests.Timeout) as error:
-                failure = f"{type(error).__name__}: {error}"
+            except requests.RequestException as error:
+                # Refused, dropped or timed-out connections, and bodies cut off mid-transfer
+                # (ChunkedEncodingError): the API may answer the next attempt.
+                failure = type(error).__name__
             else:
                 if not is_retryable_status(response.status_code):
                     return response
                 failure = f"HTTP {response.status_code} {response.reason}"
-            self.log.warning("Attempt %d of %d, %s %s: %s", attempt, self.max_attempts, self.method, url, failure)
+            self.log.warning("Attempt %d of %d, %s %s: %s", attempt, self.max_attempts, self.method, shown, failure)
         # A request cut short by on_kill says nothing about the API's health.
         self._stop_if_killed()
         breaker.record_failure()
-        raise AirflowException(f"{self.method} {url} failed {self.max_attempts} times; last error: {failure}")
+        raise AirflowException(f"{self.method} {shown} failed {self.max_attempts} times; last error: {failure}")
 
     def _stop_if_killed(self) -> None:
         if self.waiter.is_set():
             raise AirflowTaskTerminated(f"{self.task_id} was killed; no further requests are sent")
 
-    def _request(self, url: str) -> requests.Request:
-        import requests
-
-        # The same split as HttpHook.run: GET sends data as query parameters, HEAD sends none.
-        if self.method == "GET":
-            return requests.Request(self.method, url, params=self.data)
-        if self.method == "HEAD":
-            return requests.Request(self.method, url)
-        return requests.Request(self.method, url, data=self.data)
-
-    def _result(self, response: requests.Response, url: str) -> Any:
+    def _result(self, response: requests.Response, shown: str) -> Any:
         if not response.ok:
+            self._log_body(response)
             raise AirflowFailException(
-                f"{self.method} {url} answered HTTP {response.status_code} {response.reason}: "
-                f"{response.text[:BODY_EXCERPT_CHARS]!r}. Client errors are not retried: fix the request."
+                f"{self.method} {shown} answered HTTP {response.status_code} {response.reason}. "
+                "Client errors are not retried: fix the request (the task log shows the start of the answer)."
             )
         body = parse_body(response)
         if self.skip_on_empty and is_empty(body):
-            raise AirflowSkipException(f"{self.method} {url} returned an empty response ({body!r}); nothing to do.")
+            raise AirflowSkipException(f"{self.method} {shown} returned an empty response ({body!r}); nothing to do.")
         if self.response_check is not None and not self.response_check(response):
+            self._log_body(response)
             raise AirflowException(
-                f"response_check rejected the answer of {self.method} {url} "
-                f"(HTTP {response.status_code}): {response.text[:BODY_EXCERPT_CHARS]!r}"
+                f"response_check rejected the answer of {self.method} {shown} (HTTP {response.status_code}); "
+                "the task log shows the start of it"
             )
         return body
+
+    def _log_body(self, response: requests.Response) -> None:
+        # The task log masks the secrets Airflow knows of; exceptions travel on into alerts.
+        self.log.warning("Start of the answer: %r", response.text[:BODY_EXCERPT_CHARS])

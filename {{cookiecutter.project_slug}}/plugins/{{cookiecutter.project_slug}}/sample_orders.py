@@ -6,6 +6,24 @@ import random
 from datetime import datetime
 from decimal import Decimal
 
+from airflow.sdk import Asset
+
+# The warehouse table example_incremental_load fills and example_quality_gate checks. Each load
+# announces the window it replaced in its asset event's extra (run_dates.Window.as_extra()).
+EXAMPLE_ORDERS = Asset("example_orders")
+BATCH_SIZE_VARIABLE = "example_batch_size"
+
+
+def batch_size(value: str) -> int:
+    """The example_batch_size Variable as a count; a ValueError names the Variable and what it holds."""
+    try:
+        size = int(value)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise ValueError(f"Variable {BATCH_SIZE_VARIABLE!r} must be a whole number (0 or more), got {value!r}")
+    return size
+
 
 def generate_orders(interval_start: datetime, interval_end: datetime, count: int) -> list[dict]:
     """Orders placed in [interval_start, interval_end); the same interval always yields the same orders."""

@@ -6,28 +6,35 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import BaseHook, BaseSensorOperator, Connection, Context
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+from airflow.sdk import BaseSensorOperator, Context
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-from {{ cookiecutter.project_slug }}.triggers import HttpConditionTrigger
+from .connections import require_connection
+from .http_connections import base_url, join_url, redact_url
+from .triggers import HttpConditionTrigger
 
 # Headroom for the triggerer's own timeout, which only fires if the trigger never reports back.
 TRIGGER_TIMEOUT_MARGIN = timedelta(minutes=5)
-WEB_SCHEMES = ("http", "https")
 
 
 class HttpConditionSensor(BaseSensorOperator):
     """Wait until ``GET <connection base URL>/<endpoint>`` answers as expected; return its JSON.
 
     The wait runs in the triggerer (HttpConditionTrigger): ``execute`` defers straight away, so
-    the task holds a worker slot only for a moment at start and end. The connection is read in
-    ``execute``, at run time, never when the DAG file is parsed.
+    the task holds a worker slot only for a moment at start and end. The connection is read at
+    run time, never when the DAG file is parsed: here, to fail at once if it is missing, and again
+    in the triggerer, which uses its credentials, headers, TLS and proxy settings. The trigger's
+    stored kwargs hold only the connection id.
 
     ``poke_interval`` and ``timeout`` keep their BaseSensorOperator meaning (seconds between polls,
     and the total wait); ``soft_fail`` turns a timeout or error into a skip. The returned JSON
     becomes this task's XCom, so point it at a small status endpoint, not a data download.
 
-    :param http_conn_id: the connection holding the base URL.
+    A refused request fails the task: without retries when the request itself is wrong (400, 405,
+    410), with the usual retries when the credentials were refused (401, 403, 407), since a retry
+    reads the connection again.
+
+    :param http_conn_id: the connection holding the base URL and how to call it.
     :param endpoint: path under the base URL (templated).
     :param expected_status: the HTTP status that counts as a match.
     :param json_field: dotted path into the response JSON that must equal ``expected_value``.
@@ -57,9 +64,11 @@ class HttpConditionSensor(BaseSensorOperator):
         self.request_timeout = request_timeout
 
     def execute(self, context: Context) -> None:
-        url = join_url(base_url(BaseHook.get_connection(self.http_conn_id)), self.endpoint)
+        url = join_url(base_url(require_connection(self.http_conn_id)), self.endpoint)
+        self.log.info("Deferring to the triggerer to wait for %s", redact_url(url))
         trigger = HttpConditionTrigger(
-            url=url,
+            http_conn_id=self.http_conn_id,
+            endpoint=self.endpoint,
             started_at=datetime.now(UTC),
             timeout=self.timeout,
             poll_interval=self.poke_interval,
@@ -81,32 +90,7 @@ class HttpConditionSensor(BaseSensorOperator):
             return event.get("payload")
         if status == "timeout":
             raise AirflowSensorTimeout(event.get("message", "timed out"))
-        # Errors are answers that waiting cannot change, so retrying the same request is pointless.
-        raise AirflowFailException(f"{self.task_id} cannot wait for its condition: {event.get('message', event)}")
-
-
-def base_url(connection: Connection) -> str:
-    """The base URL an http connection describes.
-
-    Accepts connections written for the http provider's HttpHook (scheme in the schema field,
-    or a full URL as host) and plain URIs such as ``https://api.example.com/v1``, whose scheme
-    lands in conn_type and whose path lands in the schema field.
-    """
-    host = connection.host or ""
-    schema = connection.schema or ""
-    if "://" in host:
-        url, path = host, ""
-    elif schema in WEB_SCHEMES:
-        url, path = f"{schema}://{host}", ""
-    else:
-        scheme = connection.conn_type if connection.conn_type in WEB_SCHEMES else "http"
-        url, path = f"{scheme}://{host}", schema
-    if connection.port:
-        url = f"{url}:{connection.port}"
-    return join_url(url, path)
-
-
-def join_url(base: str, endpoint: str) -> str:
-    if base.endswith("/") or endpoint.startswith("/") or not endpoint:
-        return base + endpoint
-    return f"{base}/{endpoint}"
+        message = f"{self.task_id} cannot wait for its condition: {event.get('message', event)}"
+        if event.get("retryable"):
+            raise AirflowException(message)
+        raise AirflowFailException(message)

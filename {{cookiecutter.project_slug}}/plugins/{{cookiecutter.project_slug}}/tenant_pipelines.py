@@ -27,7 +27,8 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, CronTriggerTimetable, TriggerRule
 from airflow.sdk.exceptions import AirflowSkipException, AirflowTimetableInvalid
 
-from {{ cookiecutter.project_slug }}.dag_defaults import default_args
+from .dag_defaults import default_args
+from .run_dates import run_date
 
 # Names end up in dag_ids, task_ids and tags, so they stay short and plain.
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
@@ -227,18 +228,20 @@ def describe(tenant: Tenant) -> str:
     return f"Loads {', '.join(tenant.tables)} for tenant {tenant.name}{disabled}"
 
 
-def load_table(tenant: str, table: str, dag_run: Any = None, ds: str | None = None) -> int:
-    """Load one table for one run; skipped when the run's conf lists it in skip_tables.
+def load_table(tenant: str, table: str, dag_run: Any) -> int:
+    """Load one table for the day the run is for; skipped when the run's conf lists it in skip_tables.
 
     skip_tables is read from the conf instead of being declared as a DAG Param: Airflow checks
     every DAG's Params against their JSON schema while parsing, which at 500 tenants alone
     nearly doubles the parse time.
     """
-    skip_tables = (dag_run.conf or {}).get("skip_tables", ()) if dag_run is not None else ()
+    skip_tables = (dag_run.conf or {}).get("skip_tables", ())
     if table in skip_tables:
         raise AirflowSkipException(f"{table} is in this run's skip_tables")
-    rows = sample_row_count(tenant, table, ds)
-    print(f"loaded {rows} rows into {tenant}.{table} for {ds}")
+    # The logical date, or run_after for a run triggered without one.
+    day = run_date(dag_run).date().isoformat()
+    rows = sample_row_count(tenant, table, day)
+    print(f"loaded {rows} rows into {tenant}.{table} for {day}")
     return rows
 
 
@@ -248,9 +251,9 @@ def report_loads(tenant: str, row_counts: Mapping[str, int | None]) -> dict[str,
     return summary
 
 
-def sample_row_count(tenant: str, table: str, ds: str | None) -> int:
+def sample_row_count(tenant: str, table: str, day: str) -> int:
     """Stands in for the real extract and load: local and deterministic, so `airflow dags test` runs anywhere."""
-    return zlib.crc32(f"{tenant}/{table}/{ds}".encode()) % 10_000
+    return zlib.crc32(f"{tenant}/{table}/{day}".encode()) % 10_000
 
 
 def summarize_loads(row_counts: Mapping[str, int | None]) -> dict[str, Any]:
