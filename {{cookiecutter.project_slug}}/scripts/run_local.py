@@ -104,14 +104,16 @@ class Component:
         return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
 
     def new_log_text(self) -> str:
+        """What the component logged since the last call, with a little overlap for split lines."""
+        start = max(0, self.scanned - len(LOCKED))
         try:
             with self.log.open("rb") as stream:
-                stream.seek(self.scanned)
-                text = stream.read().decode(errors="replace")
+                stream.seek(start)
+                data = stream.read()
         except OSError:
             return ""
-        self.scanned += len(text.encode())
-        return text
+        self.scanned = start + len(data)
+        return data.decode(errors="replace")
 
     def signal_group(self, signum: int) -> None:
         if self.process and self.process.poll() is None:
@@ -132,7 +134,7 @@ class Component:
 
 
 class Stop(Exception):
-    """Ctrl-C or SIGTERM: stop everything."""
+    """Ctrl-C, SIGTERM or SIGHUP: stop everything."""
 
 
 class Failed(Exception):
@@ -250,7 +252,8 @@ class EmbeddedPostgres:
                     return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
-                    raise Failed(f"postgres did not accept connections within {timeout} s (log: {component.log})") from None
+                    message = f"postgres did not accept connections within {timeout} s (log: {component.log})"
+                    raise Failed(message) from None
                 time.sleep(0.3)
 
     def create_databases(self, *names: str) -> None:
@@ -364,7 +367,8 @@ class Supervisor:
                     break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise Failed(f"the api-server did not answer within {timeout} s (log: {self.logs}/api-server.log)") from None
+                    message = f"the api-server did not answer within {timeout} s (log: {self.logs}/api-server.log)"
+                    raise Failed(message) from None
                 time.sleep(1)
         passwords = self.home / "simple_auth_manager_passwords.json.generated"
         say(f"Airflow is up on {self.url}")
@@ -412,7 +416,7 @@ class Supervisor:
             self.check()
 
     def stop(self) -> None:
-        """Airflow and the stand-ins first, the database last: nothing loses its database mid-write."""
+        """Every other component first, the database last: nothing loses its database mid-write."""
         clients = [component for component in self.components if component.name != "postgres"]
         for component in clients:
             component.signal_group(signal.SIGTERM)
@@ -435,13 +439,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="the api-server's address (make run API_HOST=...)")
     parser.add_argument("--port", type=int, default=8080, help="the api-server's port (make run API_PORT=...)")
+{%- if cookiecutter.include_examples %}
     parser.add_argument(
         "--stand-in-port", type=int, default=0, help="the stand-in APIs' port; 0 picks a free one (STAND_IN_PORT=...)"
     )
+{%- endif %}
     args = parser.parse_args()
     os.umask(0o077)  # every file make run, Airflow or postgres writes: owner-only
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C, a stop from make or the system, and a closed terminal all stop every component.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     supervisor = Supervisor(args)
     try:
         supervisor.start()
@@ -454,8 +461,8 @@ def main() -> int:
         say("stopping every component")
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
         supervisor.stop()
         say("stopped")
     return 0
