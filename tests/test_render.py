@@ -209,15 +209,6 @@ def test_python_is_ruff_clean_and_formatted(baked, variant):
     run([str(TOOLS_BIN / "ruff"), "format", "--no-cache", "--check", "."], cwd=project.path)
 
 
-@ALL_VARIANTS
-def test_shell_scripts_pass_shellcheck(baked, variant):
-    project = baked(variant)
-    scripts = sorted(str(path) for path in project.path.rglob("*.sh"))
-    assert scripts
-    run([str(TOOLS_BIN / "shellcheck"), *scripts], cwd=project.path)
-    assert all(Path(script).stat().st_mode & stat.S_IXUSR for script in scripts)
-
-
 @EXECUTOR_VARIANTS
 def test_airflow_cfg_matches_the_executor(baked, variant):
     project = baked(variant)
