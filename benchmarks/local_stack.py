@@ -35,7 +35,7 @@ from pathlib import Path
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TEMPLATE_DIR / "tests"))
-from airflow_stack import LOCK_ERROR, MakeRun, processes_with  # noqa: E402  (the tests' own make run driver)
+from airflow_stack import LOCK_ERROR, MakeRun  # noqa: E402  (the tests' own make run driver)
 from conftest import bake, run  # noqa: E402
 
 CONNECT_ARGS_MODULE = """
@@ -51,18 +51,18 @@ OPTIONS = {
 
 
 class PeakRss:
-    """Samples the summed RSS of every process carrying the marker until stopped."""
+    """Samples the summed RSS of every process of a make run until stopped."""
 
     PAGE = os.sysconf("SC_PAGE_SIZE")
 
-    def __init__(self, marker: str) -> None:
-        self.marker, self.peak, self._stop = marker, 0, threading.Event()
+    def __init__(self, stack: MakeRun) -> None:
+        self.stack, self.peak, self._stop = stack, 0, threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
         while not self._stop.wait(2):
             total = 0
-            for pid in processes_with(self.marker):
+            for pid in self.stack.processes():
                 try:
                     total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * self.PAGE
                 except (OSError, IndexError):
@@ -101,7 +101,7 @@ def measure(project: Path, option: str, runs: int, minutes: float, drain_timeout
     stack = MakeRun(project, project.parent / f"make-run-{option}.log")
     result: dict = {"option": option, "http_5xx": 0}
     try:
-        with PeakRss(stack.marker) as rss:
+        with PeakRss(stack) as rss:
             stack.start()
             dag_ids = stack.dag_ids()
             for dag_id in dag_ids:

@@ -309,6 +309,21 @@ class MakeRun(RestClient):
         starts = [line for line in (self.logs / f"{name}.log").read_text().splitlines() if "make run started" in line]
         return int(re.search(r"pid (\d+)", starts[-1])[1])
 
+    def processes(self) -> list[int]:
+        """Every process of this make run: make's session, each component's session, and anything
+        that kept the marker in its environment. (Airflow retitles its processes with setproctitle,
+        which can hide their environment from /proc, so the marker alone misses some.)"""
+        sessions = {self.process.pid} if self.process else set()
+        for log in self.logs.glob("*.log"):
+            sessions |= {int(pid) for pid in re.findall(r"make run started \S+, pid (\d+)", log.read_text())}
+        found = set(processes_with(self.marker))
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) in sessions:
+                        found.add(int(entry.name))
+        return sorted(found)
+
     def interrupt(self, timeout: float = 180) -> int:
         """What Ctrl-C does: SIGINT to the foreground process group. Returns make's exit code."""
         os.killpg(self.process.pid, signal.SIGINT)
@@ -316,13 +331,13 @@ class MakeRun(RestClient):
 
     def wait_until_gone(self, timeout: float = 120) -> list[int]:
         deadline = time.monotonic() + timeout
-        while processes_with(self.marker) and time.monotonic() < deadline:
+        while self.processes() and time.monotonic() < deadline:
             time.sleep(1)
-        return processes_with(self.marker)
+        return self.processes()
 
     def kill_everything(self) -> None:
         """Cleanup whatever happened: no process of this make run may outlive the test."""
-        for pid in processes_with(self.marker):
+        for pid in self.processes():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         if self.process:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
-from airflow_stack import LOCK_ERROR, MakeRun, lock_errors, make_run, processes_with
+from airflow_stack import LOCK_ERROR, MakeRun, lock_errors, make_run
 from conftest import TEMPLATE_DIR
 from services import capture_server
 
@@ -119,7 +119,7 @@ def listening_sockets(pids: list[int]) -> set[tuple[str, int]]:
 def test_make_run_serves_on_loopback_and_says_how_to_log_in(local_run):
     said = local_run.said()
     assert f"Airflow is up on http://127.0.0.1:{local_run.port}" in said
-    listening = listening_sockets(processes_with(local_run.marker))
+    listening = listening_sockets(local_run.processes())
     assert ("0100007F", local_run.port) in listening
     assert {address for address, _ in listening} <= LOOPBACK, f"make run listens beyond loopback: {listening}"
     assert "SimpleAuthManager, for a laptop only" in said
