@@ -128,8 +128,10 @@ def test_make_run_serves_on_loopback_and_says_how_to_log_in(local_run):
     assert json.loads(password_file.read_text())["admin"] not in said, "the password is never printed"
     version = local_run.request("GET", "/api/v2/version")
     assert version["version"] == "3.3.2"
-    # Alert and UI links use the URL make run serves, not Airflow's default localhost:8080.
-    environ = Path(f"/proc/{local_run.component_pid('api-server')}/environ").read_bytes().split(b"\0")
+    # Alert and UI links use the URL make run serves, not Airflow's default localhost:8080. Every
+    # component gets one environment; Airflow's own processes retitle themselves (setproctitle),
+    # which blanks their /proc environ, so it is read from the stand-in's plain Python process.
+    environ = Path(f"/proc/{local_run.component_pid('stand-in-apis')}/environ").read_bytes().split(b"\0")
     assert f"AIRFLOW__API__BASE_URL=http://127.0.0.1:{local_run.port}".encode() in environ
 
 
