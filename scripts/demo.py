@@ -48,6 +48,8 @@ def main() -> int:
 
     output = project / ".airflow" / "demo.log"
     output.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    output.touch(mode=0o600)  # like the rest of .airflow/: owner-only
+    output.chmod(0o600)
     print(f"==> Installing it and running {DEMO_DAG} (make dag-test); full output in {output}", flush=True)
     with output.open("w") as log:
         result = subprocess.run(
