@@ -285,6 +285,7 @@ class MakeRun(RestClient):
     def start(self, timeout: float = 900) -> None:
         # Only what a user's shell has: no AIRFLOW_* variable from the test's own environment.
         env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
+        earlier = len(self.said()) if self.output.exists() else 0  # a second start appends
         with self.output.open("a") as out:
             self.process = subprocess.Popen(
                 ["make", "-C", str(self.project), "run", f"API_PORT={self.port}"],
@@ -295,7 +296,7 @@ class MakeRun(RestClient):
                 start_new_session=True,  # make leads a group, like a shell's foreground job
             )
         deadline = time.monotonic() + timeout
-        while "Airflow is up on" not in self.said():
+        while "Airflow is up on" not in self.said()[earlier:]:
             self.alive()
             assert time.monotonic() < deadline, f"make run did not come up within {timeout} s:\n{self.said()[-3000:]}"
             time.sleep(2)
