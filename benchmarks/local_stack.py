@@ -22,6 +22,7 @@ Options (the examples' warehouse stays on the embedded PostgreSQL in all of them
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -150,6 +151,9 @@ def measure(project: Path, option: str, runs: int, minutes: float, drain_timeout
         )
     finally:
         stack.kill_everything()
+        # As root, make run keeps its PostgreSQL under /var/tmp (scripts/run_local.py).
+        digest = hashlib.sha256(str(project.resolve()).encode()).hexdigest()[:12]
+        shutil.rmtree(Path("/var/tmp") / f"airflow-make-run-{digest}", ignore_errors=True)
     return result
 
 
