@@ -64,10 +64,10 @@ DAGBAG_PROBE = textwrap.dedent(
 )
 
 
-def run_project_suite(project: BakedProject, venv: Path, report: Path, check: bool = True):
-    """Run the baked project's own pytest with its own venv; return {test id: outcome}."""
+def run_project_suite(project: BakedProject, venv: Path, report: Path, check: bool = True, tests: tuple[str, ...] = ()):
+    """Run the baked project's own pytest (or just `tests`) with its own venv; return {test id: outcome}."""
     result = run(
-        [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={report}"],
+        [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={report}", *tests],
         cwd=project.path,
         env=airflow_env(project.path, venv, report.parent / "airflow-home"),
         check=check,
@@ -165,13 +165,30 @@ BROKEN_DAGS = {
         socket.create_connection(("127.0.0.1", 9), timeout=1)
         dag = DAG("broken_network", schedule=None, catchup=False)
         """,
-    "broken_slow.py": """
-        import time
-
+    "broken_heavy.py": """
+        import requests  # noqa: F401
         from airflow.sdk import DAG
 
-        time.sleep(0.8)
-        dag = DAG("broken_slow", schedule=None, catchup=False, default_args={"owner": "t", "retries": 1}, tags=["t"])
+        dag = DAG("broken_heavy", schedule=None, catchup=False, default_args={"owner": "t", "retries": 1}, tags=["t"])
+        """,
+    "broken_logical_date.py": """
+        from airflow.providers.standard.operators.python import PythonOperator
+        from airflow.sdk import DAG, task
+
+        with DAG("broken_logical_date", schedule=None, catchup=False, default_args={"owner": "t", "retries": 1},
+                 tags=["t"]):
+            PythonOperator(task_id="templated", python_callable=print, op_kwargs={"day": "{{ ds_nodash }}"})
+
+            @task
+            def by_argument(data_interval_start=None):
+                print(data_interval_start)
+
+            @task
+            def by_key(**context):
+                print(context["logical_date"])
+
+            by_argument()
+            by_key()
         """,
 }
 
@@ -200,7 +217,15 @@ EXPECTED_FAILURES = {
         "broken_network.py: ",
         "network access at parse time",
     ],
-    "test_dag_policy::test_every_dag_file_parses_within_budget": ["broken_slow.py"],
+    "test_dag_policy::test_no_dag_file_imports_a_heavy_library_at_parse_time": [
+        "dags/broken_heavy.py imports requests at parse time"
+    ],
+    "test_dag_policy::test_no_task_needs_a_logical_date": [
+        "a run without a logical date has none",
+        "broken_logical_date.templated: template field 'op_kwargs' uses ['ds_nodash']",
+        "broken_logical_date.by_argument: its callable reads ['data_interval_start']",
+        "broken_logical_date.by_key: its callable reads ['logical_date']",
+    ],
 }
 
 
@@ -215,6 +240,22 @@ def test_project_suite_fails_on_each_broken_rule(baked, tmp_path):
     for test, fragments in EXPECTED_FAILURES.items():
         missing = [fragment for fragment in fragments if fragment not in outcomes[test]]
         assert not missing, f"{test} does not mention {missing}:\n{outcomes[test]}"
+
+
+def test_project_suite_fails_when_a_plugin_module_loads_twice(baked, tmp_path):
+    # Without plugins/.airflowignore, Airflow's plugin managers import each module of the package a
+    # second time, as a top-level module, in the same process that imported it for the DAGs.
+    project = baked("local").copy_to(tmp_path)
+    (project.path / "plugins" / ".airflowignore").unlink()
+    test = "tests/test_dag_policy.py::test_each_plugin_module_is_loaded_once"
+    result, outcomes = run_project_suite(
+        project, project_venv(project), tmp_path / "report.xml", check=False, tests=(test,)
+    )
+    assert result.returncode == 1
+    failure = outcomes["test_dag_policy::test_each_plugin_module_is_loaded_once"]
+    slug = project.slug
+    assert "loaded under two names" in failure
+    assert f'"{slug}/alerting.py": ["alerting", "{slug}.alerting"]' in failure, failure[-3000:]
 
 
 BROKEN_CONFIG = {

@@ -52,8 +52,8 @@ def example_dynamic_mapping():
         return sum(result["rows"] for result in results)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def aggregate(results: list[dict | None]) -> dict:
-        return summarize(results)
+    def aggregate(results: list[dict | None], partitions: list[str]) -> dict:
+        return summarize(results, partitions)
 
     @task_group
     def notify(summary: dict):
@@ -68,11 +68,12 @@ def example_dynamic_mapping():
         log_summary(summary)
         check_completeness(summary)
 
-    results = process.expand(partition=list_partitions())
+    partitions = list_partitions()
+    results = process.expand(partition=partitions)
     nothing_to_publish = EmptyOperator(task_id="nothing_to_publish")
     join = EmptyOperator(task_id="join", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     choose_path(results) >> [publish(results), nothing_to_publish] >> join
-    summary = aggregate(results)
+    summary = aggregate(results, partitions)
     join >> summary
     notify(summary)
 

@@ -166,7 +166,10 @@ def keys_in_callable(task: Any) -> set[str]:
     function = getattr(task, "python_callable", None) or getattr(task, "partial_kwargs", {}).get("python_callable")
     if function is None:
         return set()
-    names = set(inspect.signature(function).parameters) & LOGICAL_DATE_KEYS
+    try:
+        names = set(inspect.signature(function).parameters) & LOGICAL_DATE_KEYS
+    except (TypeError, ValueError):
+        return set()  # a builtin without a signature: nothing to read
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     except (OSError, TypeError, SyntaxError):

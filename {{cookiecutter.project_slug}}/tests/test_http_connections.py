@@ -89,7 +89,12 @@ def test_settings_follow_httphooks_reading_of_extras():
 
 @pytest.mark.parametrize(
     ("extra", "named"),
-    [({"verify": 3}, "verify"), ({"proxies": ["p"]}, "proxies"), ({"trust_env": "maybe"}, "trust_env")],
+    [
+        ({"verify": 3}, "verify"),
+        ({"proxies": ["p"]}, "proxies"),
+        ({"trust_env": "maybe"}, "trust_env"),
+        ({"max_redirects": "many"}, "max_redirects"),
+    ],
 )
 def test_a_malformed_extra_names_the_connection_and_the_extra(extra, named):
     connection = Connection(conn_id="api", conn_type="http", host="h", extra=json.dumps(extra))

@@ -129,7 +129,7 @@ class HttpSettings:
             proxies=proxies,
             trust_env=_flag(extra, "trust_env", True, problem),
             allow_redirects=_flag(extra, "allow_redirects", True, problem),
-            max_redirects=int(extra.get("max_redirects", 30)),
+            max_redirects=_whole_number(extra, "max_redirects", 30, problem),
         )
 
 
@@ -140,3 +140,14 @@ def _flag(extra: dict[str, Any], name: str, default: bool, problem) -> bool:
     if not isinstance(value, bool):
         raise problem(name, "true or false")
     return value
+
+
+def _whole_number(extra: dict[str, Any], name: str, default: int, problem) -> int:
+    value = extra.get(name, default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise problem(name, "a whole number") from None
+    if number < 0:
+        raise problem(name, "a whole number")
+    return number
