@@ -39,7 +39,13 @@ EXAMPLE_FILES = (
     "tests/test_tenant_pipelines.py",
 )
 HYBRID_EXAMPLE_FILES = ("dags/example_kubernetes_offload.py",)
-KUBERNETES_FILES = ("deploy/helm/values.yaml", "deploy/k8s/pod_template.yaml", "tests/test_kubernetes_manifests.py")
+KUBERNETES_FILES = (
+    "deploy/helm/values.yaml",
+    "deploy/k8s/pod_template.yaml",
+    "tests/helm_chart_schema.json",
+    "tests/test_helm_values.py",
+    "tests/test_kubernetes_manifests.py",
+)
 # CI for the chosen provider only.
 GITHUB_CI_FILES = (".github/workflows/ci.yml", ".github/workflows/template-update.yml")
 GITLAB_CI_FILES = (".gitlab-ci.yml", ".gitlab/template-update.yml")

@@ -94,7 +94,13 @@ EXAMPLE_FILES = {
     "tests/test_tenant_pipelines.py",
 }
 HYBRID_EXAMPLE_FILES = {"dags/example_kubernetes_offload.py"}
-KUBERNETES_FILES = {"deploy/helm/values.yaml", "deploy/k8s/pod_template.yaml", "tests/test_kubernetes_manifests.py"}
+KUBERNETES_FILES = {
+    "deploy/helm/values.yaml",
+    "deploy/k8s/pod_template.yaml",
+    "tests/helm_chart_schema.json",
+    "tests/test_helm_values.py",
+    "tests/test_kubernetes_manifests.py",
+}
 ALERT_RULE_FILES = {"monitoring/prometheus/airflow_rules.yaml", "monitoring/prometheus/airflow_rules_test.yaml"}
 METRICS_FILES = {
     "statsd": {"monitoring/statsd_mapping.yaml"} | ALERT_RULE_FILES,
