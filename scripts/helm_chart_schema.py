@@ -10,11 +10,11 @@ of the schema's text is shipped: only key names, types, enums and patterns.
         https://raw.githubusercontent.com/apache/airflow/helm-chart/1.19.0/chart/values.schema.json
     python scripts/helm_chart_schema.py values.schema.json --chart-version 1.19.0 --source <tag or commit>
 
-What is kept: every top-level key with its type; below it, every object the template's values
-set (in any variant it can bake) with all its keys and their types, recursing only where the
-values go. An object the schema closes (additionalProperties: false) stays closed; a subtree the
-values do not enter keeps only its type, so a team's own additions there are type-checked
-but not spelled. Kubernetes API definitions ($ref) are not followed.
+What is kept: every top-level key with its type, and the names of its own keys where the chart
+closes it (additionalProperties: false); every object the template's values set (in any variant
+it can bake) with all its keys and their types, recursing only where the values go. An object
+the schema closes stays closed; deeper subtrees the values do not enter keep only their type,
+and the chart's schema checks them at install. Kubernetes API definitions ($ref) are not followed.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ VALUES_ANSWERS = {
     "metrics": ["statsd", "otel", "none"],
     "deploy_target": ["s3", "gcs", "volume", "git_bundle"],
 }
-KEPT = ("type", "enum", "pattern")
+KEPT = ("type", "enum", "pattern", "propertyNames")
 
 
 def values_in_use() -> dict:
@@ -65,12 +65,25 @@ def shallow(node: dict) -> dict:
     return {key: node[key] for key in KEPT if key in node}
 
 
+def outline(node: dict) -> dict:
+    """A node's type and, where the chart closes it, the names of its keys (not their types)."""
+    reduced = shallow(node)
+    if "properties" in node and node.get("additionalProperties") is False:
+        reduced["propertyNames"] = {"enum": list(node["properties"])}
+    return reduced
+
+
 def reduce(node: dict, used: dict, closed: bool = False) -> dict:
-    """The part of a schema node that checks `used`: its keys' names and types, to the depth used."""
+    """The part of a schema node that checks `used`: its keys' names and types, to the depth used.
+
+    The top level (`closed`) also outlines the keys it does not use, so that a misspelt key one
+    level down is caught anywhere.
+    """
     reduced = shallow(node)
     if "properties" in node:
+        unused = outline if closed else shallow
         reduced["properties"] = {
-            name: reduce(child, used[name]) if used.get(name) else shallow(child)
+            name: reduce(child, used[name]) if used.get(name) else unused(child)
             for name, child in node["properties"].items()
         }
         if closed or node.get("additionalProperties") is False:
@@ -87,9 +100,24 @@ def is_leaf(schema: dict) -> bool:
     return "properties" not in schema and not isinstance(schema.get("additionalProperties"), dict)
 
 
-def render(schema: dict, indent: int = 0, width: int = 110) -> str:
+def render_names(schema: dict, indent: int, width: int) -> str:
+    """A leaf with a long propertyNames list: the names wrapped under their key."""
+    names = [json.dumps(name) for name in schema["propertyNames"]["enum"]]
+    rest = json.dumps({key: value for key, value in schema.items() if key != "propertyNames"})
+    rows, pad = [""], " " * (indent + 2)
+    for name in names:
+        if rows[-1] and len(pad) + len(rows[-1]) + len(name) + 2 > width:
+            rows.append("")
+        rows[-1] += (", " if rows[-1] else "") + name
+    body = ",\n".join(pad + row for row in rows)
+    return f'{rest[:-1]}, "propertyNames": {{"enum": [\n{body}\n{" " * indent}]}}}}'
+
+
+def render(schema: dict, indent: int = 0, width: int = 118) -> str:
     """Readable JSON: nested objects indented, neighbouring leaf keys packed onto shared lines."""
     if is_leaf(schema):
+        if "propertyNames" in schema and indent + len(json.dumps(schema)) > width:
+            return render_names(schema, indent, width)
         return json.dumps(schema)
     pad = " " * (indent + 2)
     lines = [f"{pad}{json.dumps(key)}: {json.dumps(value)}" for key, value in schema.items() if key in KEPT]
@@ -102,10 +130,11 @@ def render(schema: dict, indent: int = 0, width: int = 110) -> str:
         rows: list[str] = []
         for name, child in schema["properties"].items():
             entry = f"{json.dumps(name)}: {render(child, indent + 4)}"
-            if is_leaf(child) and rows and not rows[-1].endswith("}\n") and len(rows[-1]) + len(entry) + 2 <= width:
+            packable = is_leaf(child) and "\n" not in entry
+            if packable and rows and not rows[-1].endswith("\n") and len(rows[-1]) + len(entry) + 2 <= width:
                 rows[-1] += f", {entry}"
             else:
-                rows.append(inner + entry + ("" if is_leaf(child) else "\n"))
+                rows.append(inner + entry + ("" if packable else "\n"))
         body = ",\n".join(row.rstrip("\n") for row in rows)
         lines.append(f'{pad}"properties": {{\n{body}\n{pad}}}')
     return "{\n" + ",\n".join(lines) + "\n" + " " * indent + "}"

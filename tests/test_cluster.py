@@ -113,12 +113,15 @@ def test_the_derivation_keeps_names_and_types_where_the_values_go():
     }
     assert derived["properties"]["open"] == {"type": "object", "properties": {"kept": {"type": "integer"}}}
     assert derived["properties"]["maps"]["additionalProperties"]["properties"] == {"x": {"type": "string"}}
-    assert derived["properties"]["ref"] == {} and derived["properties"]["unused"] == {"type": "object"}
+    # A top-level object the values leave alone keeps its key names where the chart closes it.
+    assert derived["properties"]["ref"] == {}
+    assert derived["properties"]["unused"] == {"type": "object", "propertyNames": {"enum": ["a"]}}
     assert json.loads(script.render({k: v for k, v in derived.items() if not k.startswith(("$", "x-"))})) == {
         k: v for k, v in derived.items() if not k.startswith(("$", "x-"))
     }
     assert schema_errors(derived, {"usd": 1}) == [": Additional properties are not allowed ('usd' was unexpected)"]
     assert schema_errors(derived, {"used": {"flag": "yes"}}) == ["used.flag: 'yes' is not of type 'boolean'"]
+    assert schema_errors(derived, {"unused": {"b": "x"}}) == ["unused: 'b' is not one of ['a']"]
 
 
 # ── Airflow tier ──────────────────────────────────────────────────────────────────────────────
