@@ -46,7 +46,13 @@ ALERT_CHANNEL_FILES = {
     "email": ("plugins/{slug}/email_alerts.py", "tests/test_email_alerts.py"),
     "pagerduty": ("plugins/{slug}/pagerduty_alerts.py", "tests/test_pagerduty_alerts.py"),
 }
-KUBERNETES_FILES = ("deploy/helm/values.yaml", "deploy/k8s/pod_template.yaml", "tests/test_kubernetes_manifests.py")
+KUBERNETES_FILES = (
+    "deploy/helm/values.yaml",
+    "deploy/k8s/pod_template.yaml",
+    "tests/helm_chart_schema.json",
+    "tests/test_helm_values.py",
+    "tests/test_kubernetes_manifests.py",
+)
 # CI for the chosen provider only.
 GITHUB_CI_FILES = (".github/workflows/ci.yml", ".github/workflows/template-update.yml")
 GITLAB_CI_FILES = (".gitlab-ci.yml", ".gitlab/template-update.yml")

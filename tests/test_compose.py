@@ -124,6 +124,31 @@ def test_every_airflow_service_runs_the_project_image_with_one_environment(baked
 
 
 @EXECUTOR_VARIANTS
+def test_links_point_at_the_published_api_server(baked, variant):
+    # Alert "Log" links are built from [api] base_url; unset, they point at the default instead.
+    services = resolved_services(baked(variant))
+    published = {(port["host_ip"], port["published"]) for port in services["api-server"]["ports"]}
+    assert published == {("127.0.0.1", "8080")}
+    for name, service in airflow_services(services).items():
+        assert service["environment"]["AIRFLOW__API__BASE_URL"] == "http://localhost:8080", name
+
+
+@EXECUTOR_VARIANTS
+def test_the_worker_health_check_uses_the_remote_control_airflow_cfg_keeps_on(baked, variant):
+    project = baked(variant)
+    services = resolved_services(project)
+    if not uses_celery(project):
+        assert "worker" not in services
+        return
+    assert "inspect ping" in " ".join(services["worker"]["healthcheck"]["test"])
+    # Production (the Helm chart's liveness probe) pings the same way: compose overrides nothing.
+    assert "AIRFLOW__CELERY__WORKER_ENABLE_REMOTE_CONTROL" not in services["worker"]["environment"]
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read_string(project.read("config/airflow.cfg"))
+    assert cfg.getboolean("celery", "worker_enable_remote_control")
+
+
+@EXECUTOR_VARIANTS
 def test_large_xcoms_go_to_a_volume_every_airflow_service_mounts(baked, variant):
     project = baked(variant)
     for name, service in airflow_services(resolved_services(project)).items():

@@ -251,6 +251,29 @@ def test_otel_collector_serves_otlp_to_prometheus(baked):
     assert "otel-collector.yaml" in project.read(RULES)
 
 
+def test_the_collector_run_line_publishes_on_loopback_only(baked):
+    # OTLP accepts writes from anyone who reaches it, and the exporter serves every series.
+    text = baked("kubernetes").read("monitoring/otel-collector.yaml").replace("\\\n#", " ")
+    run_line = re.search(r"docker run (.*?)otel/opentelemetry-collector", text, re.S)[1]
+    published = re.findall(r"(?:-p|--publish)\s+(\S+)", run_line)
+    assert published and all(port.startswith("127.0.0.1:") for port in published), published
+
+
+@pytest.mark.parametrize("variant", ["kubernetes", "hybrid"])  # metrics: otel, statsd
+def test_helm_sends_metrics_where_the_choice_says(baked, variant):
+    # On Kubernetes, cfg's localhost defaults reach nothing: the values must name the receiver.
+    project = baked(variant)
+    values = yaml.safe_load(project.read("deploy/helm/values.yaml"))
+    env = yaml.safe_load(values["extraConfigMaps"]["airflow-runtime-env"]["data"])
+    choice = project.answer("metrics")
+    assert values["statsd"]["enabled"] is (choice == "statsd")
+    assert ("AIRFLOW__METRICS__STATSD_HOST" in env) is (choice == "statsd")
+    assert ("OTEL_EXPORTER_OTLP_ENDPOINT" in env) is (choice == "otel")
+    if choice == "statsd":
+        # The chart hands its exporter only the mapping list; each rule must stand on its own.
+        assert yaml.safe_load(project.read(MAPPING)).get("defaults") == {"match_type": "glob"}
+
+
 # ── Airflow tier ──────────────────────────────────────────────────────────────────────────────
 
 # Airflow's metrics registry and its allow-list validator, read in the project's own venv with

@@ -115,7 +115,13 @@ ALERT_CHANNEL_FILES = {
     "pagerduty": {"plugins/{slug}/pagerduty_alerts.py", "tests/test_pagerduty_alerts.py"},
     "none": set(),
 }
-KUBERNETES_FILES = {"deploy/helm/values.yaml", "deploy/k8s/pod_template.yaml", "tests/test_kubernetes_manifests.py"}
+KUBERNETES_FILES = {
+    "deploy/helm/values.yaml",
+    "deploy/k8s/pod_template.yaml",
+    "tests/helm_chart_schema.json",
+    "tests/test_helm_values.py",
+    "tests/test_kubernetes_manifests.py",
+}
 ALERT_RULE_FILES = {"monitoring/prometheus/airflow_rules.yaml", "monitoring/prometheus/airflow_rules_test.yaml"}
 METRICS_FILES = {
     "statsd": {"monitoring/statsd_mapping.yaml"} | ALERT_RULE_FILES,

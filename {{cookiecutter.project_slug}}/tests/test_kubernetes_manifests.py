@@ -1,14 +1,17 @@
-"""deploy/k8s and deploy/helm: hardened task pods, and Helm values that agree with airflow.cfg.
+"""deploy/k8s and deploy/helm: hardened task pods, and Helm values the chart accepts and that agree with airflow.cfg.
 
 The pod template is read with the cncf.kubernetes provider's own loader, and task pods are
 built with the same PodGenerator.construct_pod call the KubernetesExecutor makes, so these
-tests see the pods the scheduler would create.
+tests see the pods the scheduler would create. The values are checked against
+tests/helm_chart_schema.json, derived from the chart's own values.schema.json.
 """
 
 from __future__ import annotations
 
 import configparser
+import json
 import math
+import re
 from pathlib import PurePosixPath
 
 import pytest
@@ -18,6 +21,10 @@ from conftest import AIRFLOW_CFG, PROJECT_ROOT
 
 POD_TEMPLATE = PROJECT_ROOT / "deploy" / "k8s" / "pod_template.yaml"
 HELM_VALUES = PROJECT_ROOT / "deploy" / "helm" / "values.yaml"
+HELM_CHART_SCHEMA = PROJECT_ROOT / "tests" / "helm_chart_schema.json"
+# The chart renders the pod template as a template; this is the service account its own pod
+# template (files/pod-template-file.kubernetes-helm-yaml) gives task pods.
+CHART_WORKER_SERVICE_ACCOUNT = {% raw %}'{{ include "worker.serviceAccountName" . }}'{% endraw %}
 
 # The official image: its "airflow" user, and AIRFLOW_HOME=/opt/airflow.
 AIRFLOW_UID = 50000
@@ -117,6 +124,31 @@ def test_template_holds_only_fields_kubernetes_knows():
     from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
 
     assert PodGenerator.serialize_pod(template_pod()) == yaml.safe_load(POD_TEMPLATE.read_text())
+
+
+def test_values_match_the_charts_schema():
+    # The chart ignores a top-level key it does not know, so a misspelling would silently fall
+    # back to the chart's default; a wrong type fails only at `helm upgrade`.
+    from jsonschema import Draft7Validator
+
+    schema = json.loads(HELM_CHART_SCHEMA.read_text())
+    errors = sorted(
+        f"{'.'.join(map(str, error.absolute_path)) or '(top level)'}: {error.message}"
+        for error in Draft7Validator(schema).iter_errors(helm_values())
+    )
+    assert not errors, f"{HELM_VALUES.name} does not fit chart {schema['x-chart-version']}:\n" + "\n".join(errors)
+
+
+def test_the_install_command_names_the_chart_version_the_schema_came_from():
+    installed = re.findall(r"apache-airflow/airflow --version (\S+)", HELM_VALUES.read_text())
+    assert installed == [json.loads(HELM_CHART_SCHEMA.read_text())["x-chart-version"]]
+
+
+def test_task_pods_run_as_the_charts_worker_service_account():
+    # Its cloud identity (IRSA, Workload Identity) reads the DAG bundle, XComs and remote logs;
+    # the namespace's "default" account has none.
+    assert task_pod().spec.service_account_name == CHART_WORKER_SERVICE_ACCOUNT
+    assert helm_values()["workers"]["serviceAccount"]["create"] is True
 
 
 def test_the_task_runs_in_the_template_container_named_base():
