@@ -73,7 +73,8 @@ class AirflowStack:
             payload = response.read()
         return json.loads(payload) if payload else {}
 
-    def wait_until_serving(self, timeout: float = 240) -> None:
+    def wait_until_serving(self, timeout: float = 240, sign_in: bool = True) -> None:
+        """Wait for the API; then, unless told not to, sign in as SimpleAuthManager's admin."""
         deadline = time.monotonic() + timeout
         while True:
             for name, process in self.processes.items():
@@ -84,6 +85,8 @@ class AirflowStack:
             except OSError:
                 assert time.monotonic() < deadline, f"api-server did not come up:\n{self.log('api-server')[-3000:]}"
                 time.sleep(1)
+        if not sign_in:
+            return
         passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
         self.token = self.request("POST", "/auth/token", {"username": "admin", "password": passwords["admin"]})[
             "access_token"
