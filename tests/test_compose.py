@@ -104,8 +104,10 @@ def test_every_airflow_service_runs_the_project_image_with_one_environment(baked
         assert service["build"]["context"] == str(project.path)
         assert service["build"]["dockerfile"] == "Dockerfile"
     environments = {name: service["environment"] for name, service in services.items()}
+    # The auth manager's own secrets reach one container only (test below).
+    auth = read_env_file(project.path, ".env.auth")
     airflow_settings = {
-        name: {key: value for key, value in env.items() if key.startswith("AIRFLOW")}
+        name: {key: value for key, value in env.items() if key.startswith("AIRFLOW") and key not in auth}
         for name, env in environments.items()
     }
     shared = airflow_settings["api-server"]
