@@ -69,16 +69,19 @@ class Deployment:
         stack.token = self.token(username, password)
         return stack
 
-    def tool(self, script: str, username: str, password: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    def tool(self, module: str, username: str, password: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+        """Run a tool as the Makefile does, `python -m <module>` from the project root."""
         environ = {
             **os.environ,
+            "PYTHONPATH": "plugins",
             "AIRFLOW_API_URL": self.stack.url,
             "AIRFLOW_API_USERNAME": username,
             "AIRFLOW_API_PASSWORD": password,
             **env,
         }
-        result = run([str(self.stack.venv / "bin" / "python"), script, *args], self.project.path, environ, check=False)
-        assert password not in result.stdout + result.stderr, f"{script} printed a password"
+        python = str(self.stack.venv / "bin" / "python")
+        result = run([python, "-m", module, *args], self.project.path, environ, check=False)
+        assert password not in result.stdout + result.stderr, f"{module} printed a password"
         return result
 
 
@@ -133,7 +136,7 @@ def deployment(baked, tmp_path_factory) -> Deployment:
         try:
             stack.start("api-server", "api-server", "--port", str(port))
             stack.start("dag-processor", "dag-processor")
-            stack.wait_until_serving(sign_in=False)
+            stack.wait_until_serving(timeout=900, sign_in=False)
             # The admin from the secret adds two team members through FAB's API, with no role.
             username = admin["AIRFLOW_ADMIN_USERNAME"]
             credentials = {"username": username, "password": admin["AIRFLOW_ADMIN_PASSWORD"]}
@@ -213,7 +216,7 @@ def test_a_viewer_reads_but_gets_403_when_it_triggers_or_pauses(deployment, depl
 def deployed(deployment) -> subprocess.CompletedProcess:
     volume = deployment.stack.home / "volume"
     return deployment.tool(
-        "deploy/deploy.py",
+        "deploy",
         *DEPLOYER,
         "--target",
         "volume",
@@ -238,11 +241,11 @@ def test_the_deployer_cannot_trigger_runs(deployment, deployed):
 
 
 def test_the_pool_sync_runs_with_the_deployer_role(deployment, deployed):
-    result = deployment.tool("scripts/sync_pools.py", *DEPLOYER)
+    result = deployment.tool("scripts.sync_pools", *DEPLOYER)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_health_cli_runs_with_the_viewer_role(deployment, deployed):
-    result = deployment.tool("scripts/dag_health.py", *VIEWER, "--json")
+    result = deployment.tool("scripts.dag_health", *VIEWER, "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     json.loads(result.stdout)

@@ -164,14 +164,18 @@ def keycloak_airflow(baked, tmp_path_factory):
         env = keycloak_env(project, venv, home, keycloak.url, secret_file) | {
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urls["airflow"].replace("postgresql://", "postgresql+psycopg2://"),
             "AIRFLOW__API__PORT": str(port),
+            # One api-server worker, given time to start on a busy machine: this variant's cfg
+            # asks for two, each importing the Google and Kubernetes providers.
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__WORKER_TIMEOUT": "900",
         }
         stack = AirflowStack(project, venv, home, env, port=port)
         stack.airflow("db", "migrate")
         try:
             stack.start("api-server", "api-server", "--port", str(port))
             stack.start("dag-processor", "dag-processor")
-            stack.wait_until_serving(sign_in=False)
-            stack.wait_for_dags({"example_safe_taskflow"})
+            stack.wait_until_serving(timeout=900, sign_in=False)
+            stack.wait_for_dags({"example_safe_taskflow"}, timeout=900)
             yield stack, keycloak
         finally:
             stack.stop_all()

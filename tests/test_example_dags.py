@@ -163,7 +163,7 @@ def test_pools_import_and_rest_sync_are_idempotent(stack, tmp_path):
     pools_file = tmp_path / "pools.json"
     pools_file.write_text(json.dumps(drifted))
     python = str(Path(stack.env["VIRTUAL_ENV"]) / "bin" / "python")
-    sync = [python, "scripts/sync_pools.py", "--pools-file", str(pools_file)]
+    sync = [python, "-m", "scripts.sync_pools", "--pools-file", str(pools_file)]
     with api_server(stack) as (url, password):
         env = {**os.environ, "AIRFLOW_API_URL": url, "AIRFLOW_API_USERNAME": "admin", "AIRFLOW_API_PASSWORD": password}
         first = run(sync, stack.project.path, env)

@@ -34,7 +34,14 @@ BASE_FILES = {
     "constraints.txt",
     "dags/.airflowignore",
     "dags/README.md",
-    "deploy/deploy.py",
+    "deploy/__init__.py",
+    "deploy/__main__.py",
+    "deploy/cli.py",
+    "deploy/object_stores.py",
+    "deploy/parse_wait.py",
+    "deploy/project.py",
+    "deploy/targets.py",
+    "deploy/validate.py",
     "docs/access.md",
     "docs/runbooks/README.md",
     "docs/runbooks/parse-errors.md",
@@ -61,10 +68,14 @@ BASE_FILES = {
     "pyproject.toml",
     "requirements-dev.txt",
     "requirements.txt",
+    "scripts/__init__.py",
+    "scripts/airflow_api.py",
     "scripts/dag_health.py",
     "scripts/run_local.sh",
     "scripts/sync_pools.py",
     "tests/conftest.py",
+    "tests/local_http.py",
+    "tests/test_airflow_api.py",
     "tests/test_alerting.py",
     "tests/test_circuit_breaker.py",
     "tests/test_config.py",
@@ -72,6 +83,7 @@ BASE_FILES = {
     "tests/test_dag_integrity.py",
     "tests/test_dag_policy.py",
     "tests/test_deploy.py",
+    "tests/test_deploy_targets.py",
     "tests/test_incremental.py",
     "tests/test_quality.py",
     "tests/test_resilient_http.py",
@@ -380,8 +392,8 @@ def bundle_list(value: str) -> list[tuple[str, str]]:
 def test_deploy_script_and_bundle_config_follow_the_deploy_target(baked, variant):
     project = baked(variant)
     target = project.answer("deploy_target")
-    # --help needs neither Airflow nor a cloud SDK.
-    help_text = run([str(TOOLS_BIN / "python"), "deploy/deploy.py", "--help"], cwd=project.path).stdout
+    # --help needs neither Airflow, nor a cloud SDK, nor plugins/ on the path.
+    help_text = run([str(TOOLS_BIN / "python"), "-m", "deploy", "--help"], cwd=project.path).stdout
     assert f"(default: {target})" in help_text and "DEPLOY_TARGET_URI" in help_text and "--dry-run" in help_text
     production = [(project.slug, BUNDLE_CLASSES[target])]
     prefix = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST="

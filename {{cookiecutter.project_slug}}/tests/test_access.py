@@ -10,7 +10,7 @@ import pytest
 from airflow.providers.fab.auth_manager.security_manager.override import FabAirflowSecurityManagerOverride
 from airflow.providers.fab.www.security import permissions
 
-import init_access
+from scripts import init_access
 
 BUILT_IN = {config["role"]: set(config["perms"]) for config in FabAirflowSecurityManagerOverride.ROLE_CONFIGS}
 WRITES = {permissions.ACTION_CAN_CREATE, permissions.ACTION_CAN_EDIT, permissions.ACTION_CAN_DELETE}
