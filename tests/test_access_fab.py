@@ -167,9 +167,8 @@ def deployment(baked, tmp_path_factory) -> Deployment:
 
 
 def test_the_init_job_creates_the_admin_from_the_secret(deployment):
-    first = deployment.init_runs[0].stdout
+    first = "\n".join(report(deployment.init_runs[0]))
     assert f"admin {deployment.admin['AIRFLOW_ADMIN_USERNAME']}: created" in first
-    assert "group viewers: created; roles set to Viewer" in first
     assert "role Deployer: created" in first
     for result in deployment.init_runs:
         assert deployment.admin["AIRFLOW_ADMIN_PASSWORD"] not in result.stdout + result.stderr
@@ -187,19 +186,19 @@ def test_the_admin_signs_in_at_auth_token_with_its_current_password(deployment):
 
 def report(result: subprocess.CompletedProcess) -> list[str]:
     """The init job's own lines, without the log lines Airflow writes to stdout too."""
-    return [line for line in result.stdout.splitlines() if line.startswith(("role ", "group ", "admin "))]
+    return [line for line in result.stdout.splitlines() if line.startswith(("role ", "user ", "admin "))]
 
 
 def test_rerunning_the_init_job_changes_nothing(deployment):
     assert deployment.tables_after_rerun == deployment.tables_before_rerun
     lines = report(deployment.init_runs[-1])
-    assert len(lines) == 6 and all(line.endswith(("unchanged", "exists, left as it is")) for line in lines), lines
+    assert len(lines) == 4 and all(line.endswith(("unchanged", "exists, left as it is")) for line in lines), lines
 
 
 def test_groups_give_members_their_roles(deployment):
-    second = deployment.init_runs[1].stdout
-    assert "group viewers: members set to vera" in second
-    assert "group deployers: members set to ci-deploy" in second
+    second = report(deployment.init_runs[1])
+    assert "user vera: roles set to Viewer" in second
+    assert "user ci-deploy: roles set to Deployer" in second
 
 
 def test_a_viewer_reads_but_gets_403_when_it_triggers_or_pauses(deployment, deployed):

@@ -5,8 +5,12 @@
 
 Every deployment's one-off init job runs this after `airflow db migrate`: docker compose's
 airflow-init and the Helm chart's create-user job. It is idempotent: a second run changes
-nothing. An admin that exists already keeps the password it has now, and roles and groups that
+nothing. An admin that exists already keeps the password it has now, and roles and users that
 already match config/access.yaml are left untouched.
+
+A group gives its members its roles. FAB's auth manager authorizes from a user's own roles only
+(not from FAB's user groups), so every user a group lists gets exactly the roles of the groups
+that list it; users no group lists keep the roles given them in the UI.
 
 The first admin comes from the environment, never from a tracked file. Each variable may instead
 name a file with `_FILE` appended (a mounted Kubernetes Secret):
@@ -141,34 +145,25 @@ def sync_role(sm, name: str, wanted: set[tuple[str, str]]) -> str:
     return "created" if created else f"permissions set to the {len(wanted)} declared"
 
 
-def sync_group(sm, group: Group) -> str:
-    model = sm.group_model
-    record = sm.session.query(model).filter(model.name == group.name).one_or_none()
-    changes = []
-    if record is None:
-        record = model(name=group.name, label=group.name, description=group.description)
-        sm.session.add(record)
-        changes.append("created")
-    elif (record.description or "") != group.description:
-        record.description = group.description
-        changes.append("description updated")
-    roles = [sm.find_role(name) for name in group.roles]
-    if {role.name for role in record.roles} != set(group.roles):
-        record.roles = roles
-        changes.append(f"roles set to {', '.join(group.roles)}")
-    if group.members is not None:
-        users = []
-        for username in group.members:
-            user = sm.find_user(username=username)
-            if user is None:
-                print(f"  group {group.name}: user {username!r} has not signed in yet; added once it exists")
-            else:
-                users.append(user)
-        if {user.username for user in record.users} != {user.username for user in users}:
-            record.users = users
-            changes.append(f"members set to {', '.join(sorted(user.username for user in users)) or 'nobody'}")
+def member_roles(access: Access) -> dict[str, list[str]]:
+    """Each user the groups list, with the roles of every group that lists it."""
+    roles: dict[str, list[str]] = {}
+    for group in access.groups:
+        for username in group.members or []:
+            roles.setdefault(username, [])
+            roles[username] += [role for role in group.roles if role not in roles[username]]
+    return roles
+
+
+def sync_member(sm, username: str, role_names: list[str]) -> str:
+    user = sm.find_user(username=username)
+    if user is None:
+        return "not created yet: it gets its roles at the first run after it exists"
+    if {role.name for role in user.roles} == set(role_names):
+        return "unchanged"
+    user.roles = [sm.find_role(name) for name in role_names]
     sm.session.commit()
-    return "; ".join(changes) or "unchanged"
+    return f"roles set to {', '.join(sorted(role_names))}"
 
 
 def ensure_admin(sm, admin: Admin) -> str:
@@ -202,8 +197,8 @@ def apply(access: Access, admin: Admin) -> None:
         sm.sync_roles()
         for name, wanted in access.roles.items():
             print(f"role {name}: {sync_role(sm, name, wanted)}")
-        for group in access.groups:
-            print(f"group {group.name}: {sync_group(sm, group)}")
+        for username, role_names in sorted(member_roles(access).items()):
+            print(f"user {username}: {sync_member(sm, username, role_names)}")
         print(f"admin {admin.username}: {ensure_admin(sm, admin)}")
 
 
