@@ -33,6 +33,8 @@ TEMPLATE_PROJECT = "{{cookiecutter.project_slug}}"
 OVERRIDES = "config/airflow.overrides.env"
 RUNS_PER_DAG = re.compile(r"^max_active_runs_per_dag = (\d+)$", re.M)
 WORKFLOW = ".github/workflows/template-update.yml"
+# Git-ignored, with fresh secrets on every bake: never part of what a project tracks.
+SECRET_FILES = {".env", ".env.auth"}
 CONFLICT = re.compile(r"^<<<<<<< ours\n(.*?)^=======\n(.*?)^>>>>>>> theirs\n", re.M | re.S)
 
 
@@ -213,7 +215,7 @@ def bake_fresh(template: Path, output: Path, env: dict, **answers: str) -> Path:
 
 def assert_is_fresh_bake_with_team_edits(project: Path, fresh: Path, env: dict, overrides: str) -> None:
     """The project holds exactly a fresh bake's files, plus the team's: nothing more, nothing lost."""
-    fresh_files = {str(path.relative_to(fresh)) for path in fresh.rglob("*") if path.is_file()} - {".env"}
+    fresh_files = {str(path.relative_to(fresh)) for path in fresh.rglob("*") if path.is_file()} - SECRET_FILES
     tracked = set(git(project, env, "ls-files").split())
     assert tracked == (fresh_files - {TEAM_DELETED}) | {TEAM_DAG, ".cruft.json"}
     differing = []
@@ -304,7 +306,7 @@ def test_cruft_create_makes_what_cookiecutter_makes(story, tmp_path):
     git(story.template, story.env, "archive", f"--output={tmp_path / 'a.tar'}", story.commit_a)
     run(["tar", "--extract", f"--file={tmp_path / 'a.tar'}"], cwd=template_at_a)
     fresh = bake_fresh(template_at_a, tmp_path / "cookiecutter", story.env)
-    fresh_files = {str(path.relative_to(fresh)) for path in fresh.rglob("*") if path.is_file()} - {".env"}
+    fresh_files = {str(path.relative_to(fresh)) for path in fresh.rglob("*") if path.is_file()} - SECRET_FILES
     assert set(git(created, story.env, "ls-files").split()) == fresh_files | {".cruft.json"}
     assert [name for name in sorted(fresh_files) if (created / name).read_bytes() != (fresh / name).read_bytes()] == []
     assert cruft_state(created)["commit"] == story.commit_a
@@ -839,4 +841,4 @@ def test_replay_reproduces_a_project_byte_for_byte(tmp_path):
         again = snapshot(output)
         assert again.keys() == first.keys()
         differing = sorted(name for name in first if again[name] != first[name])
-        assert differing == [".env"], f"{output}: only .env may differ, with fresh secrets"
+        assert differing == sorted(SECRET_FILES), f"{output}: only .env and .env.auth may differ, with fresh secrets"
