@@ -257,7 +257,7 @@ def test_a_dag_that_fails_to_parse_stops_the_deploy_and_leaves_the_target_untouc
 
 def test_a_good_deploy_syncs_applies_pools_and_verifies(target):
     target.clear()
-    target.seed({"orphan.py": b"# deleted by the deploy\n", "old/orphan.sql": b"select 0;\n"})
+    target.seed({"orphan.py": b"# deleted by the deploy\n", "old/orphan.md": b"# also deleted\n"})
     bytecode = target.project.path / "dags" / "__pycache__" / "stale.cpython-312.pyc"
     bytecode.parent.mkdir(exist_ok=True)
     bytecode.write_bytes(b"\x00bytecode never ships")

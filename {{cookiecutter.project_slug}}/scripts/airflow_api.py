@@ -17,7 +17,7 @@ What every request gets:
   - Connection errors, 429 and 502 to 504 are retried with exponential backoff (Retry-After is
     honoured). A POST is sent again only when the server cannot have acted on it (connection
     refused, 429, 503). 401 and 403 are never retried: a login with a stored password is renewed
-    once, in case the token expired, and then the error stands.
+    once, in case the token expired or the secret rotated, and then the error stands.
   - Failures raise ApiError or a subclass, which carries the HTTP status (None without an answer).
 
 Standard library only, so it runs on any CI runner with Python 3.11+, without Airflow.
@@ -52,6 +52,9 @@ TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 # The server says it did not act on the request, so even a POST may be sent again.
 NOT_ACTED_ON_STATUSES = frozenset({429, 503})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+# Airflow answers a token it cannot verify (forged, or signed with another secret) with 403 and
+# this detail, not 401 (api_fastapi/core_api/security.py, resolve_user_from_token).
+INVALID_TOKEN_DETAIL = "Invalid JWT token"
 
 
 class ApiError(Exception):
@@ -71,11 +74,11 @@ class Unreachable(ApiError):
 
 
 class AuthenticationError(ApiError):
-    """HTTP 401: the token or the password was rejected, or the token expired."""
+    """The token or the password was rejected, or the token expired: HTTP 401, or 403 for an invalid token."""
 
 
 class PermissionDenied(ApiError):
-    """HTTP 403: the user is known, but its role does not allow this request."""
+    """HTTP 403 for a valid token: the user is known, but its role does not allow this request."""
 
 
 class RedirectRefused(ApiError):
@@ -316,9 +319,10 @@ class AirflowClient:
             raise ApiError(f"{method} {path} answered, but not in JSON: is {URL_SETTING} the api-server?") from None
 
     def _http_error(self, method: str, path: str, error: urllib.error.HTTPError) -> Exception:
-        message = f"{method} {path.split('?')[0]} failed: HTTP {error.code} {_error_detail(error)}".rstrip()
-        if error.code == 401:
-            return AuthenticationError(message, 401)
+        detail = _error_detail(error)
+        message = f"{method} {path.split('?')[0]} failed: HTTP {error.code} {detail}".rstrip()
+        if error.code == 401 or (error.code == 403 and detail == INVALID_TOKEN_DETAIL):
+            return AuthenticationError(message, error.code)
         if error.code == 403:
             return PermissionDenied(message, 403)
         if error.code in TRANSIENT_STATUSES:

@@ -153,13 +153,22 @@ def test_a_post_is_only_repeated_when_the_server_did_not_act_on_it():
     assert failed.value.status == 504 and len(server.requests) == 1
 
 
-@pytest.mark.parametrize(("status", "error"), [(401, AuthenticationError), (403, PermissionDenied), (404, ApiError)])
-def test_client_errors_are_typed_carry_the_status_and_are_never_retried(status, error):
-    with LocalServer(lambda request: Reply(status, {"detail": "no"})) as server:
+@pytest.mark.parametrize(
+    ("status", "detail", "error"),
+    [
+        (401, "Not authenticated", AuthenticationError),
+        # What Airflow answers to a forged token, or one signed with another jwt_secret.
+        (403, "Invalid JWT token", AuthenticationError),
+        (403, "Forbidden", PermissionDenied),
+        (404, "Pool not found", ApiError),
+    ],
+)
+def test_client_errors_are_typed_carry_the_status_and_are_never_retried(status, detail, error):
+    with LocalServer(lambda request: Reply(status, {"detail": detail})) as server:
         with pytest.raises(error) as failed:
             client(server.url).request("GET", "/api/v2/pools/missing")
     assert failed.value.status == status and len(server.requests) == 1
-    assert f"GET /api/v2/pools/missing failed: HTTP {status} no" == str(failed.value)
+    assert f"GET /api/v2/pools/missing failed: HTTP {status} {detail}" == str(failed.value)
     if error is ApiError:
         assert not isinstance(failed.value, (AuthenticationError, PermissionDenied))
 

@@ -46,8 +46,10 @@ def rest_api(request: Request) -> Reply:
     if request.method == "POST":
         good = request.path == "/auth/token" and request.body == {"username": "admin", "password": PASSWORD}
         return Reply(201, {"access_token": TOKEN}) if good else Reply(401, {"detail": "Invalid credentials"})
-    if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+    if "Authorization" not in request.headers:
         return Reply(401, {"detail": "Not authenticated"})
+    if request.headers["Authorization"] != f"Bearer {TOKEN}":
+        return Reply(403, {"detail": "Invalid JWT token"})  # as Airflow answers a token it cannot verify
     pages, key = (RUNS, "dag_runs") if request.path.endswith("/dagRuns") else (TASK_INSTANCES, "task_instances")
     dag_id = request.path.split("/")[4]
     page = int(request.query["cursor"][0] or 0)
@@ -138,18 +140,18 @@ def test_credentials_are_exchanged_for_a_jwt(api, capsys):
 
 
 @pytest.mark.parametrize(
-    "credentials",
+    ("credentials", "answer"),
     [
-        {"AIRFLOW_API_TOKEN": "expired.or.forged"},
-        {"AIRFLOW_API_USERNAME": "admin", "AIRFLOW_API_PASSWORD": "wrong"},
+        ({"AIRFLOW_API_TOKEN": "forged.jwt.token"}, "HTTP 403 Invalid JWT token"),
+        ({"AIRFLOW_API_USERNAME": "admin", "AIRFLOW_API_PASSWORD": "wrong"}, "HTTP 401 Invalid credentials"),
     ],
     ids=["bad-token", "bad-password"],
 )
-def test_rejected_credentials_fail_with_the_reason(api, capsys, credentials):
+def test_rejected_credentials_fail_with_the_reason(api, capsys, credentials, answer):
     assert dag_health.main([], {"AIRFLOW_API_URL": api.url, **credentials}) == 1
     output = capsys.readouterr()
     assert output.out == ""
-    assert "rejected the credentials" in output.err and "HTTP 401" in output.err
+    assert "rejected the credentials" in output.err and answer in output.err
     assert not any(secret in output.err for secret in credentials.values())
 
 
