@@ -175,7 +175,9 @@ def keycloak_airflow(baked, tmp_path_factory):
             stack.start("api-server", "api-server", "--port", str(port))
             stack.start("dag-processor", "dag-processor")
             stack.wait_until_serving(timeout=900, sign_in=False)
+            stack.token = signed_in(stack, "ada").token
             stack.wait_for_dags({"example_safe_taskflow"}, timeout=900)
+            stack.token = ""
             yield stack, keycloak
         finally:
             stack.stop_all()

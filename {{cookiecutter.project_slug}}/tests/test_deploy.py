@@ -195,7 +195,7 @@ def test_the_deploy_refuses_plain_http_to_another_host_before_any_request(monkey
     monkeypatch.setattr(deploy.cli, "validate", lambda: validate.Validated({"a.py": b""}, {"a.py": {"a"}}))
     environ = {
         "AIRFLOW_API_URL": "http://airflow.example.com",
-        "AIRFLOW_API_TOKEN": "eyJhbGciOiJIUzUxMiJ9.e30.signature",
+        "AIRFLOW_API_TOKEN": "eyJhbGciOiJIUzUxMiJ9.e30.signature",  # pragma: allowlist secret
         "DEPLOY_TARGET_URI": str(tmp_path / "volume"),
     }
     assert deploy.cli.main(["--target", "volume"], environ) == 1
