@@ -71,7 +71,7 @@ def oidc_stand_in(realm: str, client_id: str) -> Iterator[OidcStandIn]:
 
         def do_POST(self) -> None:
             form = urllib.parse.parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
-            state.requests.append((self.path, form))
+            state.requests.append((self.path, form | {"authorization": [self.headers.get("Authorization", "")]}))
             if self.path != f"/realms/{realm}/protocol/openid-connect/token":
                 return self._json(404, {"error": "not_found"})
             grant = form.get("grant_type", [""])[0]
@@ -89,7 +89,7 @@ def oidc_stand_in(realm: str, client_id: str) -> Iterator[OidcStandIn]:
                 if user is None:
                     return self._json(401, {"error": "invalid_token"})
                 role = USERS[user][1]
-                wanted = [permission.rsplit("#", 1) for permission in form.get("permission", [])]
+                wanted = [tuple(permission.rsplit("#", 1)) for permission in form.get("permission", [])]
                 allowed = [(resource, scope) for resource, scope in wanted if role == "admin" or scope in READ_SCOPES]
                 if form.get("response_mode") == ["permissions"]:
                     return self._json(200, [{"rsname": resource, "scopes": [scope]} for resource, scope in allowed])
