@@ -60,6 +60,8 @@ GITLAB_CI_FILES = (".gitlab-ci.yml", ".gitlab/template-update.yml")
 STATSD_FILES = ("monitoring/statsd_mapping.yaml",)
 OTEL_FILES = ("monitoring/otel-collector.yaml",)
 ALERT_RULE_FILES = ("monitoring/prometheus/airflow_rules.yaml", "monitoring/prometheus/airflow_rules_test.yaml")
+# FAB's roles as code and the init job that applies them; Keycloak keeps roles in its realm.
+FAB_FILES = ("config/access.yaml", "scripts/init_access.py", "tests/test_access.py")
 
 
 def unneeded_paths(answers: dict) -> list[str]:
@@ -85,6 +87,8 @@ def unneeded_paths(answers: dict) -> list[str]:
         unneeded += OTEL_FILES
     if answers["metrics"] == "none":
         unneeded += ALERT_RULE_FILES
+    if answers["auth_manager"] != "fab":
+        unneeded += FAB_FILES
     return [path.format(slug=answers["project_slug"]) for path in unneeded]
 
 
@@ -120,12 +124,45 @@ def write_env_file(project: Path) -> bool:
     return True
 
 
+def auth_env_lines(answers: dict) -> list[str]:
+    """.env.auth: the auth manager's secrets, which docker compose gives only the container that needs them."""
+    lines = ["# Written by the project generator. Git-ignored: never commit it. See docs/access.md."]
+    if answers["auth_manager"] == "fab":
+        lines += [
+            "# The first admin, created once by docker compose's airflow-init (scripts/init_access.py).",
+            "# Changing the password here later changes nothing: change it in Airflow instead.",
+            "AIRFLOW_ADMIN_USERNAME=admin",
+            f"AIRFLOW_ADMIN_EMAIL={answers['contact_email']}",
+            f"AIRFLOW_ADMIN_PASSWORD={secrets.token_urlsafe(24)}",
+        ]
+    else:
+        lines += [
+            "# Keycloak issues these: set both before `docker compose up` (docs/access.md).",
+            "# AIRFLOW__KEYCLOAK_AUTH_MANAGER__SERVER_URL=https://keycloak.example.com",
+            "# AIRFLOW__KEYCLOAK_AUTH_MANAGER__CLIENT_SECRET=",
+        ]
+    return lines
+
+
+def write_auth_env_file(project: Path, answers: dict) -> bool:
+    """Write .env.auth unless one exists; returns whether it wrote one."""
+    auth_file = project / ".env.auth"
+    if auth_file.exists():
+        return False
+    auth_file.touch(mode=0o600)
+    auth_file.write_text("\n".join(auth_env_lines(answers)) + "\n")
+    return True
+
+
 def finish(project: Path, answers: dict) -> None:
     remove_paths(project, unneeded_paths(answers))
     wrote_env = write_env_file(project)
+    wrote_auth = write_auth_env_file(project, answers)
     print(f"\nCreated {answers['project_name']} in {project}")
     if wrote_env:
         print("  .env holds fresh secrets for local runs (git-ignored).")
+    if wrote_auth:
+        print("  .env.auth holds the auth manager's secrets for docker compose (git-ignored).")
     for line in next_steps(project.name):
         print(line)
 

@@ -11,11 +11,27 @@ import json
 import keyword
 import re
 import sys
+import unicodedata
 
 # Airflow 3.3.2 itself runs on 3.10 to 3.14, but its current providers need 3.11 or newer,
 # and the pinned set in constraints.txt is resolved and tested for these versions.
 SUPPORTED_PYTHON = ("3.11", "3.12", "3.13")
 EXECUTORS = ("LocalExecutor", "CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor")
+# Every choice and its values, as in cookiecutter.json (tests/test_hooks.py keeps them equal).
+# Cookiecutter checks a typed or --no-input answer against its list, but a replay file or an
+# edited .cruft.json skips that check, so the hook repeats it for every choice.
+CHOICES = {
+    "python_version": SUPPORTED_PYTHON,
+    "executor": EXECUTORS,
+    "auth_manager": ("fab", "keycloak"),
+    "alert_chat": ("slack", "email", "none"),
+    "alert_pager": ("pagerduty", "none"),
+    "secrets_backend": ("none", "aws_secrets_manager", "gcp_secret_manager", "hashicorp_vault"),
+    "deploy_target": ("s3", "gcs", "volume", "git_bundle"),
+    "ci_provider": ("github", "gitlab", "none"),
+    "metrics": ("statsd", "otel", "none"),
+}
+BOOLEAN_FIELDS = ("include_examples",)
 
 # Names a project package must not take: they would shadow Airflow, the project's own
 # top-level folders (all on sys.path when Airflow parses DAGs) or the test runner.
@@ -28,7 +44,17 @@ SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\Z")
 # The owner shows in the UI and routes alerts, so it stays a short, plain name.
 OWNER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}\Z")
-SINGLE_LINE_FIELDS = ("project_name", "description", "owner_team", "contact_email")
+# Every answer typed as text. Each lands in YAML, TOML, Python and Markdown files, so it must
+# stay one line of printable text: U+2028 or U+0085 would end a YAML string early and add keys.
+FREE_TEXT_FIELDS = ("project_name", "project_slug", "description", "owner_team", "contact_email")
+# Unicode categories that are never part of a one-line name: controls (C0 and C1, U+0085
+# included), invisible format characters (bidi overrides), line and paragraph separators,
+# surrogates.
+FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+# Cookiecutter renders answers as Jinja, and its Jinja runs Python: an answer holding template
+# syntax ran a shell command at bake time, and again at every `cruft update`. (Spelt in halves
+# because cookiecutter renders this file as a template too.)
+JINJA_DELIMITERS = tuple(a + b for a, b in (("{", "{"), ("}", "}"), ("{", "%"), ("%", "}"), ("{", "#"), ("#", "}")))
 
 
 class InvalidAnswer(ValueError):
@@ -39,11 +65,26 @@ class InvalidAnswer(ValueError):
         self.field = field
 
 
-def check_single_line(field: str, value: object) -> None:
+def check_free_text(field: str, value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidAnswer(field, "must not be empty")
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
-        raise InvalidAnswer(field, "must be a single line without control characters")
+    for char in value:
+        if unicodedata.category(char) in FORBIDDEN_CATEGORIES:
+            name = unicodedata.name(char, "a control character")
+            raise InvalidAnswer(
+                field, f"must be a single line of printable text; U+{ord(char):04X} ({name}) is not allowed"
+            )
+    for delimiter in JINJA_DELIMITERS:
+        if delimiter in value:
+            raise InvalidAnswer(
+                field, f"must not contain template syntax {delimiter!r}: cookiecutter would run it as code"
+            )
+
+
+def check_choice(field: str, value: object) -> None:
+    allowed = CHOICES[field]
+    if value not in allowed:
+        raise InvalidAnswer(field, f"{value!r} is not one of {', '.join(allowed)}")
 
 
 def check_slug(slug: str) -> None:
@@ -81,16 +122,17 @@ def check_python(version: str) -> None:
 
 def validate(answers: dict) -> None:
     """Raise InvalidAnswer for the first answer that cannot work."""
-    for field in SINGLE_LINE_FIELDS:
-        check_single_line(field, answers[field])
+    for field in FREE_TEXT_FIELDS:
+        check_free_text(field, answers[field])
     check_slug(answers["project_slug"])
     check_email(answers["contact_email"])
     check_owner(answers["owner_team"])
-    if answers["executor"] not in EXECUTORS:
-        raise InvalidAnswer("executor", f"{answers['executor']!r} is not one of {', '.join(EXECUTORS)}")
     check_python(answers["python_version"])
-    if not isinstance(answers["include_examples"], bool):
-        raise InvalidAnswer("include_examples", "must be yes or no")
+    for field in CHOICES:
+        check_choice(field, answers[field])
+    for field in BOOLEAN_FIELDS:
+        if not isinstance(answers[field], bool):
+            raise InvalidAnswer(field, "must be yes or no")
 
 
 def main() -> int:

@@ -179,7 +179,8 @@ class AirflowStack(RestClient):
         for name in list(self.processes):
             self.stop(name)
 
-    def wait_until_serving(self, timeout: float = 240) -> None:
+    def wait_until_serving(self, timeout: float = 240, sign_in: bool = True) -> None:
+        """Wait for the API; then, unless told not to, sign in as SimpleAuthManager's admin."""
         deadline = time.monotonic() + timeout
         while True:
             for name, process in self.processes.items():
@@ -190,7 +191,8 @@ class AirflowStack(RestClient):
             except (OSError, AssertionError):  # not listening yet, or answering 503 while it starts
                 assert time.monotonic() < deadline, f"api-server did not come up:\n{self.log('api-server')[-3000:]}"
                 time.sleep(1)
-        self.log_in(self.home / "simple_auth_manager_passwords.json.generated")
+        if sign_in:
+            self.log_in(self.home / "simple_auth_manager_passwords.json.generated")
 
     def wait_for_dags(self, dag_ids: set[str], timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout

@@ -21,6 +21,7 @@ TOOLS_BIN = Path(sys.executable).parent
 VENV_CACHE = TEMPLATE_DIR / ".cache" / "venvs"
 OPTIONS = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
 PUBLIC_OPTIONS = {name for name in OPTIONS if not name.startswith("_")}
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 # Named bakes: every executor, and every other option value at least once.
 VARIANTS: dict[str, dict] = {
@@ -33,7 +34,12 @@ VARIANTS: dict[str, dict] = {
     "python313": {"python_version": "3.13"},
     "email-alerts": {"alert_chat": "email", "alert_pager": "none", "secrets_backend": "aws_secrets_manager"},
     "no-alerts": {"alert_chat": "none", "alert_pager": "none", "secrets_backend": "hashicorp_vault"},
-    "gcp-secrets": {"executor": "KubernetesExecutor", "secrets_backend": "gcp_secret_manager", "ci_provider": "gitlab"},
+    "gcp-secrets": {
+        "executor": "KubernetesExecutor",
+        "secrets_backend": "gcp_secret_manager",
+        "ci_provider": "gitlab",
+        "auth_manager": "keycloak",
+    },
     # A slug that sorts before "conftest" catches import-order differences in generated tests.
     "analytics-hub": {"project_name": "Analytics Hub", "owner_team": "BI Team"},
 }
@@ -146,9 +152,9 @@ def project_venv(project: BakedProject) -> Path:
     return venv
 
 
-def read_env_file(project: Path) -> dict[str, str]:
-    """The variables in a baked project's .env (the secrets the post-gen hook wrote)."""
-    lines = (project / ".env").read_text().splitlines()
+def read_env_file(project: Path, name: str = ".env") -> dict[str, str]:
+    """The variables in a baked project's .env or .env.auth (the secrets the post-gen hook wrote)."""
+    lines = (project / name).read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
@@ -164,4 +170,6 @@ def airflow_env(project: Path, venv: Path, home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(project / "plugins"),
         # As in the Makefile's local runs: no remote secrets backend, which would need credentials.
         "AIRFLOW__SECRETS__BACKEND": "",
+        # As in the Makefile's local runs: SimpleAuthManager, not the production auth manager.
+        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
     }

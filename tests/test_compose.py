@@ -106,8 +106,10 @@ def test_every_airflow_service_runs_the_project_image_with_one_environment(baked
         assert service["build"]["context"] == str(project.path)
         assert service["build"]["dockerfile"] == "Dockerfile"
     environments = {name: service["environment"] for name, service in services.items()}
+    # The auth manager's own secrets reach one container only (test below).
+    auth = read_env_file(project.path, ".env.auth")
     airflow_settings = {
-        name: {key: value for key, value in env.items() if key.startswith("AIRFLOW")}
+        name: {key: value for key, value in env.items() if key.startswith("AIRFLOW") and key not in auth}
         for name, env in environments.items()
     }
     shared = airflow_settings["api-server"]
@@ -158,17 +160,44 @@ def test_large_xcoms_go_to_a_volume_every_airflow_service_mounts(baked, variant)
         assert volumes.get(xcom_path.removeprefix("file://").rstrip("/")) == "volume", name
 
 
-@EXECUTOR_VARIANTS
+# The one container that reads .env.auth, per auth manager: FAB's init job creates the first
+# admin; Keycloak's client secret is needed only where sign-ins are handled.
+AUTH_READER = {"fab": "airflow-init", "keycloak": "api-server"}
+
+
+@pytest.mark.parametrize("variant", ["local", "celery", "kubernetes", "hybrid", "gcp-secrets"])
 def test_secrets_come_only_from_the_env_file(baked, variant):
     project = baked(variant)
     secrets = read_env_file(project.path)
     raw = yaml.safe_load(project.read("docker-compose.yaml"))["services"]
     for name in airflow_services(raw):
-        assert raw[name]["env_file"] == ["config/airflow.overrides.env", ".env"], name
+        expected = ["config/airflow.overrides.env", ".env"]
+        if name == AUTH_READER[project.answer("auth_manager")]:
+            expected.append(".env.auth")
+        assert raw[name]["env_file"] == expected, name
         assert not set(SECRET_NAMES) & set(raw[name].get("environment", {})), f"{name} sets a secret inline"
     for name, service in airflow_services(resolved_services(project)).items():
         assert {key: service["environment"][key] for key in SECRET_NAMES} == secrets, name
     assert not any(value in project.read("docker-compose.yaml") for value in secrets.values())
+
+
+@pytest.mark.parametrize("variant", ["local", "celery", "gcp-secrets"])  # FAB, FAB with workers, Keycloak
+def test_auth_secrets_reach_only_the_container_that_needs_them(baked, variant):
+    project = baked(variant)
+    auth = read_env_file(project.path, ".env.auth")
+    services = airflow_services(resolved_services(project))
+    reader = AUTH_READER[project.answer("auth_manager")]
+    for name, service in services.items():
+        seen = {key: service["environment"][key] for key in auth if key in service["environment"]}
+        assert seen == (auth if name == reader else {}), name
+    if project.answer("auth_manager") == "fab":
+        assert {"AIRFLOW_ADMIN_USERNAME", "AIRFLOW_ADMIN_EMAIL", "AIRFLOW_ADMIN_PASSWORD"} <= set(auth)
+        if uses_celery(project):
+            assert "AIRFLOW_ADMIN_PASSWORD" not in services["worker"]["environment"]
+    # No container signs in with SimpleAuthManager: every one reads the cfg's production choice.
+    assert not any("AIRFLOW__CORE__AUTH_MANAGER" in service["environment"] for service in services.values())
+    header = project.read("docker-compose.yaml").split("\nx-", 1)[0]
+    assert "simple_auth_manager" not in header and ".env.auth" in header
 
 
 @EXECUTOR_VARIANTS
@@ -211,8 +240,11 @@ def test_init_migrates_the_database_then_imports_the_pools(baked, variant):
     command = " ".join(resolved_services(project)["airflow-init"]["command"])
     imported = re.search(r"airflow db migrate && airflow pools import (\S+)", command)
     assert imported, command
-    config_dir = copy_destinations(dockerfile_instructions(project))["config/"]
-    assert imported[1] == config_dir + "pools.json"
+    destinations = copy_destinations(dockerfile_instructions(project))
+    assert imported[1] == destinations["config/"] + "pools.json"
+    # Then FAB's first admin and roles as code, from the script the image carries.
+    assert command.endswith("&& python /opt/airflow/scripts/init_access.py"), command
+    assert destinations["scripts/init_access.py"] + "init_access.py" == "/opt/airflow/scripts/init_access.py"
 
 
 @EXECUTOR_VARIANTS

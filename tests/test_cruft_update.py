@@ -8,18 +8,20 @@ Everything runs the real cruft and cookiecutter CLIs against local paths, never 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import TEMPLATE_DIR, TOOLS_BIN, BakedProject, airflow_env, project_venv, run
+from git_server import GitServer, git_http_server
 
 pytestmark = pytest.mark.xdist_group("cruft_update")
 
@@ -31,6 +33,8 @@ TEMPLATE_PROJECT = "{{cookiecutter.project_slug}}"
 OVERRIDES = "config/airflow.overrides.env"
 RUNS_PER_DAG = re.compile(r"^max_active_runs_per_dag = (\d+)$", re.M)
 WORKFLOW = ".github/workflows/template-update.yml"
+# Git-ignored, with fresh secrets on every bake: never part of what a project tracks.
+SECRET_FILES = {".env", ".env.auth"}
 CONFLICT = re.compile(r"^<<<<<<< ours\n(.*?)^=======\n(.*?)^>>>>>>> theirs\n", re.M | re.S)
 
 
@@ -211,7 +215,7 @@ def bake_fresh(template: Path, output: Path, env: dict, **answers: str) -> Path:
 
 def assert_is_fresh_bake_with_team_edits(project: Path, fresh: Path, env: dict, overrides: str) -> None:
     """The project holds exactly a fresh bake's files, plus the team's: nothing more, nothing lost."""
-    fresh_files = {str(path.relative_to(fresh)) for path in fresh.rglob("*") if path.is_file()} - {".env"}
+    fresh_files = {str(path.relative_to(fresh)) for path in fresh.rglob("*") if path.is_file()} - SECRET_FILES
     tracked = set(git(project, env, "ls-files").split())
     assert tracked == (fresh_files - {TEAM_DELETED}) | {TEAM_DAG, ".cruft.json"}
     differing = []
@@ -302,7 +306,7 @@ def test_cruft_create_makes_what_cookiecutter_makes(story, tmp_path):
     git(story.template, story.env, "archive", f"--output={tmp_path / 'a.tar'}", story.commit_a)
     run(["tar", "--extract", f"--file={tmp_path / 'a.tar'}"], cwd=template_at_a)
     fresh = bake_fresh(template_at_a, tmp_path / "cookiecutter", story.env)
-    fresh_files = {str(path.relative_to(fresh)) for path in fresh.rglob("*") if path.is_file()} - {".env"}
+    fresh_files = {str(path.relative_to(fresh)) for path in fresh.rglob("*") if path.is_file()} - SECRET_FILES
     assert set(git(created, story.env, "ls-files").split()) == fresh_files | {".cruft.json"}
     assert [name for name in sorted(fresh_files) if (created / name).read_bytes() != (fresh / name).read_bytes()] == []
     assert cruft_state(created)["commit"] == story.commit_a
@@ -428,32 +432,174 @@ def test_switching_the_executor_adds_and_removes_the_right_files(story, tmp_path
     assert "\n  worker:\n" in celery("docker-compose.yaml").read_text()
 
 
-def run_workflow_update_step(project: Path, env: dict, scratch: Path) -> tuple[Path, list[str]]:
-    """Run the scheduled workflow's update step as GitHub would, with its push going to a local
-    bare repository and its `gh` call recorded; returns that repository and gh's arguments."""
-    workflow = yaml.safe_load((project / WORKFLOW).read_text())
-    (script,) = [step["run"] for step in workflow["jobs"]["update"]["steps"] if "cruft update" in step.get("run", "")]
-    origin = scratch / "origin.git"
-    git(scratch, env, "init", "--quiet", "--bare", str(origin))
-    calls = scratch / "gh-arguments"
+# Stand-ins for what the CI runner provides. Tokens are recognisable strings, so a test can look
+# for them wherever they must not be.
+WRITE_TOKEN = "test-write-token"
+READ_TOKEN = "test-read-token"
+EXPRESSION = re.compile(r"\$\{\{ ([^}]+) \}\}")
+
+
+@dataclass
+class Runner:
+    """One CI machine: PATH stubs for gh and git, a log of every git command line, and a git
+    server on loopback that asks for the write token, reached through the forge's own URL."""
+
+    scratch: Path
+    env: dict
+    server: GitServer
+    origin: Path
+    forge_url: str
+
+    @property
+    def git_command_lines(self) -> list[list[str]]:
+        log = self.scratch / "git-argv"
+        return [entry.split("\0")[:-1] for entry in log.read_text().split("\0\n")[:-1]] if log.exists() else []
+
+    @property
+    def gh_arguments(self) -> list[str]:
+        return (self.scratch / "gh-arguments").read_text().split("\0")[:-1]
+
+    def environment(self, **variables: str) -> dict[str, str]:
+        stubs = self.scratch / "bin"
+        return {
+            **self.env,
+            "PATH": os.pathsep.join([str(stubs), str(TOOLS_BIN), os.environ["PATH"]]),
+            # The forge's URL reaches the local server; credentials come only from what git is given.
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"url.{self.server.url}/.insteadOf",
+            "GIT_CONFIG_VALUE_0": f"{self.forge_url}/",
+            "GIT_TERMINAL_PROMPT": "0",
+            **variables,
+        }
+
+    def bash(self, script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+        return run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd, env=env)
+
+
+@contextlib.contextmanager
+def ci_runner(scratch: Path, env: dict, forge_url: str, username: str) -> Iterator[Runner]:
     stubs = scratch / "bin"
     stubs.mkdir()
-    (stubs / "gh").write_text(f'#!/usr/bin/env bash\nprintf "%s\\0" "$@" > "{calls}"\n')
-    (stubs / "gh").chmod(0o755)
-    repository = f"org/{SLUG}"
-    step_env = {
-        **env,
-        **workflow["env"],
-        "PATH": os.pathsep.join([str(stubs), str(TOOLS_BIN), os.environ["PATH"]]),
-        "GH_TOKEN": "test-token",
-        "GITHUB_SERVER_URL": "https://github.com",
-        "GITHUB_REPOSITORY": repository,
-        "GIT_CONFIG_COUNT": "1",
-        "GIT_CONFIG_KEY_0": f"url.{origin}.insteadOf",
-        "GIT_CONFIG_VALUE_0": f"https://x-access-token:test-token@github.com/{repository}.git",
+    calls = scratch / "gh-arguments"
+    # `gh pr list` finds no open pull request; `gh pr create` records its arguments.
+    (stubs / "gh").write_text(
+        f'#!/usr/bin/env bash\nif [ "$1 $2" = "pr list" ]; then echo 0; exit 0; fi\nprintf "%s\\0" "$@" > "{calls}"\n'
+    )
+    real_git = shutil.which("git")
+    (stubs / "git").write_text(
+        f'#!/usr/bin/env bash\nprintf "%s\\0" "$@" >> "{scratch / "git-argv"}"\n'
+        f'printf "\\0\\n" >> "{scratch / "git-argv"}"\nexec {real_git} "$@"\n'
+    )
+    for stub in ("gh", "git"):
+        (stubs / stub).chmod(0o755)
+    root = scratch / "forge"
+    root.mkdir()
+    with git_http_server(root, username, WRITE_TOKEN, reader=("gitlab-ci-token", READ_TOKEN)) as server:
+        origin = server.bare_repository(f"org/{SLUG}.git")
+        yield Runner(scratch, env, server, origin, forge_url)
+
+
+def github_env(workflow: dict, job: str, step: dict, values: dict[str, str]) -> dict[str, str]:
+    """The variables GitHub gives one step: the workflow's, the job's and the step's own `env`,
+    each `${{ }}` replaced from `values`; an expression this test does not know fails it."""
+
+    def resolve(text: str) -> str:
+        def value(match: re.Match) -> str:
+            assert match[1] in values, f"the test does not know {match[0]}"
+            return values[match[1]]
+
+        return EXPRESSION.sub(value, str(text))
+
+    merged = {**workflow.get("env", {}), **workflow["jobs"][job].get("env", {}), **step.get("env", {})}
+    return {name: resolve(text) for name, text in merged.items()}
+
+
+def run_github_job(runner: Runner, workflow: dict, job: str, checkout: Path, values: dict[str, str]) -> dict:
+    """Run a job's `run:` steps in order, as GitHub would, skipping those whose `if:` is false
+    (only `steps.<id>.outputs.<name> == '<value>'` conditions are used); returns the job's outputs."""
+    outputs: dict[str, dict[str, str]] = {}
+    temp = runner.scratch / f"runner-temp-{job}"
+    temp.mkdir(exist_ok=True)
+    values = {**values, "runner.temp": str(temp)}
+    for step in workflow["jobs"][job]["steps"]:
+        condition = (
+            re.fullmatch(r"steps\.(\w+)\.outputs\.(\w+) == '(\w*)'", step.get("if", "")) if "if" in step else None
+        )
+        assert "if" not in step or condition, f"the test cannot evaluate if: {step['if']}"
+        if condition and outputs.get(condition[1], {}).get(condition[2], "") != condition[3]:
+            continue
+        if "uses" in step or "pip install" in step.get("run", ""):
+            continue  # actions, and installing cruft, which is on PATH already
+        output_file = temp / f"output-{len(outputs)}"
+        output_file.touch()
+        step_values = {**values, **{f"steps.{i}.outputs.{k}": v for i, o in outputs.items() for k, v in o.items()}}
+        env = runner.environment(
+            **github_env(workflow, job, step, step_values),
+            GITHUB_OUTPUT=str(output_file),
+            RUNNER_TEMP=str(temp),
+            GITHUB_SERVER_URL="https://github.com",
+            GITHUB_REPOSITORY=f"org/{SLUG}",
+        )
+        runner.bash(step["run"], checkout, env)
+        outputs[step.get("id", f"step{len(outputs)}")] = dict(
+            line.split("=", 1) for line in output_file.read_text().splitlines() if "=" in line
+        )
+    job_outputs = workflow["jobs"][job].get("outputs", {})
+    flat = {f"steps.{i}.outputs.{k}": v for i, o in outputs.items() for k, v in o.items()}
+    return {name: EXPRESSION.sub(lambda m: flat.get(m[1], ""), text) for name, text in job_outputs.items()}
+
+
+def run_template_update_workflow(runner: Runner, project: Path, template_ref: str = "") -> dict:
+    """The render job in the project's checkout, its artifact handed over, then the publish job in
+    a fresh checkout of the same commit, as the two jobs run on two machines."""
+    workflow = yaml.safe_load((project / WORKFLOW).read_text())
+    workflow["on"] = workflow.pop(True)
+    values = {
+        "github.token": READ_TOKEN,
+        "secrets.TEMPLATE_UPDATE_TOKEN": WRITE_TOKEN,
+        "vars.TEMPLATE_REF": template_ref,
     }
-    run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=project, env=step_env)
-    return origin, calls.read_text().split("\0")[:-1]
+    rendered = run_github_job(runner, workflow, "render", project, values)
+    if rendered.get("changed") != "true":
+        return rendered
+    assert workflow["jobs"]["publish"]["needs"] == "render"
+    publisher = runner.scratch / "publish-checkout"
+    git(
+        runner.scratch,
+        runner.env,
+        "clone",
+        "--quiet",
+        "--branch",
+        "main",
+        "--single-branch",
+        str(project),
+        str(publisher),
+    )
+    # upload-artifact and download-artifact between the jobs' runner.temp folders.
+    (publish_temp := runner.scratch / "runner-temp-publish").mkdir()
+    shutil.copytree(runner.scratch / "runner-temp-render" / "template-update", publish_temp / "template-update")
+    needs = {f"needs.render.outputs.{name}": value for name, value in rendered.items()}
+    run_github_job(runner, workflow, "publish", publisher, {**values, **needs})
+    return rendered
+
+
+HOSTILE_HOOK = """
+import os, pathlib
+pathlib.Path({record!r}).write_text(repr(dict(os.environ)))
+"""
+
+
+def template_with_a_hostile_hook(story: Story, scratch: Path) -> Path:
+    """A clone of the template at B whose post-gen hook records the environment it runs in."""
+    template = scratch / "compromised-template"
+    git(scratch, story.env, "clone", "--quiet", str(story.template), str(template))
+    hook = template / "hooks" / "post_gen_project.py"
+    record = scratch / "hook-saw-environment"
+    hook.write_text(
+        hook.read_text().replace("\nimport base64\n", HOSTILE_HOOK.format(record=str(record)) + "import base64\n", 1)
+    )
+    commit_all(template, story.env, "C: a hook that records its environment")
+    return template
 
 
 @pytest.mark.parametrize("conflict", [False, True], ids=["clean", "conflict"])
@@ -462,7 +608,12 @@ def test_scheduled_workflow_pushes_the_update_and_opens_a_pull_request(story, tm
     if conflict:
         retune_in_airflow_cfg(project, story.env)
 
-    origin, gh = run_workflow_update_step(project, story.env, tmp_path)
+    with ci_runner(tmp_path, story.env, "https://github.com", "x-access-token") as runner:
+        run_template_update_workflow(runner, project)
+        gh = runner.gh_arguments
+        command_lines = runner.git_command_lines
+        origin = runner.origin
+        requests = runner.server.requests
 
     branch = yaml.safe_load((project / WORKFLOW).read_text())["env"]["BRANCH"]
     pushed = json.loads(git(origin, story.env, "show", f"{branch}:.cruft.json"))
@@ -470,38 +621,114 @@ def test_scheduled_workflow_pushes_the_update_and_opens_a_pull_request(story, tm
     assert gh[:2] == ["pr", "create"]
     assert gh[gh.index("--head") + 1] == branch
     assert gh[gh.index("--title") + 1] == f"Update from the template ({story.commit_b[:12]})"
-    body = gh[gh.index("--body") + 1]
+    body = Path(gh[gh.index("--body-file") + 1]).read_text()
     # A pull request with conflicts opens as a draft that names the files to resolve.
     assert ("--draft" in gh) is conflict
     assert ("- config/airflow.cfg" in body) is conflict
     pushed_cfg = git(origin, story.env, "show", f"{branch}:config/airflow.cfg")
     assert bool(CONFLICT.search(pushed_cfg)) is conflict
+    # The push authenticated with the token, which no git command line ever held.
+    assert (f"/org/{SLUG}.git/git-receive-pack", f"x-access-token:{WRITE_TOKEN}") in requests
+    assert any("push" in line for line in command_lines)
+    assert not [line for line in command_lines if any(WRITE_TOKEN in arg or READ_TOKEN in arg for arg in line)]
 
 
-def run_gitlab_job(project: Path, env: dict, scratch: Path, origin: Path) -> subprocess.CompletedProcess:
-    """Run the scheduled GitLab job's script as a runner would, pushing to a local bare repository."""
-    job = yaml.safe_load((project / ".gitlab" / "template-update.yml").read_text())["template-update"]
-    stubs = scratch / "bin"
-    stubs.mkdir(exist_ok=True)
+def test_the_template_s_code_never_runs_with_a_token(story, tmp_path):
+    # A compromised or careless template runs its hooks inside `cruft update`: they must find no
+    # token, not even the read-only one, to send anywhere.
+    project = project_at(story, story.edited, tmp_path)
+    compromised = template_with_a_hostile_hook(story, tmp_path)
+    state = cruft_state(project)
+    state["template"] = str(compromised)
+    (project / ".cruft.json").write_text(json.dumps(state, indent=2) + "\n")
+    commit_all(project, story.env, "The template moved to a compromised repository")
+
+    with ci_runner(tmp_path, story.env, "https://github.com", "x-access-token") as runner:
+        rendered = run_template_update_workflow(runner, project)
+        origin = runner.origin
+
+    seen = (tmp_path / "hook-saw-environment").read_text()
+    assert WRITE_TOKEN not in seen and READ_TOKEN not in seen
+    assert rendered["changed"] == "true"
+    assert json.loads(git(origin, story.env, "show", "template-update:.cruft.json"))["commit"] != story.commit_a
+
+
+def test_the_workflow_updates_to_the_reviewed_ref_only(story, tmp_path):
+    # TEMPLATE_REF pins the update to a reviewed tag or commit, even when the template has moved on.
+    project = project_at(story, story.edited, tmp_path)
+    compromised = template_with_a_hostile_hook(story, tmp_path)
+    state = cruft_state(project)
+    state["template"] = str(compromised)
+    (project / ".cruft.json").write_text(json.dumps(state, indent=2) + "\n")
+    commit_all(project, story.env, "Template URL")
+
+    with ci_runner(tmp_path, story.env, "https://github.com", "x-access-token") as runner:
+        run_template_update_workflow(runner, project, template_ref=story.commit_b)
+        origin = runner.origin
+
+    assert json.loads(git(origin, story.env, "show", "template-update:.cruft.json"))["commit"] == story.commit_b
+    assert not (tmp_path / "hook-saw-environment").exists(), "the unreviewed commit C ran"
+
+
+def run_gitlab_pipeline(runner: Runner, project: Path) -> subprocess.CompletedProcess:
+    """The scheduled render job in the project's checkout, then the publish job in a fresh checkout
+    with the render job's artifacts, as a runner would. TEMPLATE_UPDATE_TOKEN is scoped to the
+    environment `template-update`: only a job that declares it gets the variable."""
+    jobs = yaml.safe_load((project / ".gitlab" / "template-update.yml").read_text())
     # cruft is installed already, and tests never reach PyPI.
     python = shutil.which("python3")
-    (stubs / "python").write_text(f'#!/usr/bin/env bash\n[ "$1 $2" = "-m pip" ] && exit 0\nexec {python} "$@"\n')
-    (stubs / "python").chmod(0o755)
-    repository = f"org/{SLUG}"
-    job_env = {
-        **env,
-        **job["variables"],
-        "PATH": os.pathsep.join([str(stubs), str(TOOLS_BIN), os.environ["PATH"]]),
+    stub = runner.scratch / "bin" / "python"
+    stub.write_text(f'#!/usr/bin/env bash\n[ "$1 $2" = "-m pip" ] && exit 0\nexec {python} "$@"\n')
+    stub.chmod(0o755)
+    predefined = {
         "CI_SERVER_HOST": "gitlab.example.com",
-        "CI_PROJECT_PATH": repository,
+        "CI_PROJECT_PATH": f"org/{SLUG}",
         "CI_DEFAULT_BRANCH": "main",
-        "TEMPLATE_UPDATE_TOKEN": "test-token",
-        "GIT_CONFIG_COUNT": "1",
-        "GIT_CONFIG_KEY_0": f"url.{origin}.insteadOf",
-        "GIT_CONFIG_VALUE_0": f"https://template-update:test-token@gitlab.example.com/{repository}.git",
     }
-    script = "\n".join(job["script"])
-    return run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=project, env=job_env)
+
+    def job_env(name: str, checkout: Path) -> dict[str, str]:
+        job = jobs[name]
+        scoped = (
+            {"TEMPLATE_UPDATE_TOKEN": WRITE_TOKEN}
+            if job.get("environment", {}).get("name") == "template-update"
+            else {}
+        )
+        variables = {key: value.replace("$CI_PROJECT_DIR", str(checkout)) for key, value in job["variables"].items()}
+        return runner.environment(**predefined, CI_PROJECT_DIR=str(checkout), **variables, **scoped)
+
+    # The runner's clone fetches through the job's own read token; here, origin is the forge.
+    git(project, runner.env, "remote", "set-url", "origin", f"https://gitlab.example.com/org/{SLUG}.git")
+    render_env = job_env("template-update", project) | {
+        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_KEY_1": "credential.helper",
+        "GIT_CONFIG_VALUE_1": f"!f() {{ echo username=gitlab-ci-token; echo password={READ_TOKEN}; }}; f",
+    }
+    result = runner.bash("\n".join(jobs["template-update"]["script"]), project, render_env)
+    assert jobs["template-update-publish"]["needs"] == ["template-update"]
+    publisher = runner.scratch / "publish-checkout"
+    if publisher.exists():
+        shutil.rmtree(publisher)
+    git(
+        runner.scratch,
+        runner.env,
+        "clone",
+        "--quiet",
+        "--branch",
+        "main",
+        "--single-branch",
+        str(project),
+        str(publisher),
+    )
+    artifacts = project / ".template-update"
+    if artifacts.exists():
+        shutil.copytree(artifacts, publisher / ".template-update")
+        shutil.rmtree(artifacts)
+    published = runner.bash(
+        "\n".join(jobs["template-update-publish"]["script"]), publisher, job_env("template-update-publish", publisher)
+    )
+    return subprocess.CompletedProcess(
+        result.args, 0, result.stdout + published.stdout, result.stderr + published.stderr
+    )
 
 
 def test_scheduled_gitlab_job_opens_a_draft_merge_request_for_a_conflict(story, tmp_path):
@@ -516,28 +743,35 @@ def test_scheduled_gitlab_job_opens_a_draft_merge_request_for_a_conflict(story, 
     assert not (project / WORKFLOW).exists() and (project / ".gitlab" / "template-update.yml").exists()
     commit_all(project, story.env, "CI moves to GitLab")
     retune_in_airflow_cfg(project, story.env)
-    origin = tmp_path / "origin.git"
-    git(tmp_path, story.env, "init", "--quiet", "--bare", str(origin))
-    git(origin, story.env, "config", "receive.advertisePushOptions", "true")
-    hook = origin / "hooks" / "pre-receive"
-    record = 'for i in $(seq 0 $((GIT_PUSH_OPTION_COUNT - 1))); do v="GIT_PUSH_OPTION_$i"; printf "%s\\0" "${!v}"; done'
-    hook.write_text(f'#!/usr/bin/env bash\n{{ {record}; }} >> "{tmp_path / "push-options"}"\n')
-    hook.chmod(0o755)
 
-    run_gitlab_job(project, story.env, tmp_path, origin)
+    with ci_runner(tmp_path, story.env, "https://gitlab.example.com", "template-update") as runner:
+        origin = runner.origin
+        git(project, story.env, "push", "--quiet", str(origin), "main")
+        hook = origin / "hooks" / "pre-receive"
+        record = (
+            'for i in $(seq 0 $((GIT_PUSH_OPTION_COUNT - 1))); do v="GIT_PUSH_OPTION_$i"; printf "%s\\0" "${!v}"; done'
+        )
+        hook.write_text(f'#!/usr/bin/env bash\n{{ {record}; }} >> "{tmp_path / "push-options"}"\n')
+        hook.chmod(0o755)
 
-    options = dict(option.partition("=")[::2] for option in (tmp_path / "push-options").read_text().split("\0")[:-1])
-    assert "merge_request.create" in options and options["merge_request.target"] == "main"
-    assert options["merge_request.title"] == f"Draft: Update from the template ({story.commit_b[:12]})"
-    assert "config/airflow.cfg" in options["merge_request.description"]
-    assert CONFLICT.search(git(origin, story.env, "show", "template-update:config/airflow.cfg"))
-    pushed = git(origin, story.env, "rev-parse", "template-update")
+        run_gitlab_pipeline(runner, project)
 
-    # While that merge request waits, the next scheduled run leaves its branch alone.
-    git(project, story.env, "switch", "--quiet", "main")
-    second = run_gitlab_job(project, story.env, tmp_path, origin)
-    assert "still waits for review" in second.stdout
-    assert git(origin, story.env, "rev-parse", "template-update") == pushed
+        options = dict(
+            option.partition("=")[::2] for option in (tmp_path / "push-options").read_text().split("\0")[:-1]
+        )
+        assert "merge_request.create" in options and options["merge_request.target"] == "main"
+        assert options["merge_request.title"] == f"Draft: Update from the template ({story.commit_b[:12]})"
+        assert "config/airflow.cfg" in options["merge_request.description"]
+        assert CONFLICT.search(git(origin, story.env, "show", "template-update:config/airflow.cfg"))
+        pushed = git(origin, story.env, "rev-parse", "template-update")
+        assert (f"/org/{SLUG}.git/git-receive-pack", f"template-update:{WRITE_TOKEN}") in runner.server.requests
+        assert not [line for line in runner.git_command_lines if any(WRITE_TOKEN in arg for arg in line)]
+
+        # While that merge request waits, the next scheduled run leaves its branch alone.
+        git(project, story.env, "switch", "--quiet", "main")
+        second = run_gitlab_pipeline(runner, project)
+        assert "still waits for review" in second.stdout
+        assert git(origin, story.env, "rev-parse", "template-update") == pushed
 
 
 def run_project_tests(project: Path, scratch: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -607,4 +841,4 @@ def test_replay_reproduces_a_project_byte_for_byte(tmp_path):
         again = snapshot(output)
         assert again.keys() == first.keys()
         differing = sorted(name for name in first if again[name] != first[name])
-        assert differing == [".env"], f"{output}: only .env may differ, with fresh secrets"
+        assert differing == sorted(SECRET_FILES), f"{output}: only .env and .env.auth may differ, with fresh secrets"

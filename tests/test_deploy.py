@@ -1,12 +1,14 @@
-"""deploy/deploy.py against a real api-server and dag-processor on Postgres, and real targets.
+"""`make deploy` (python -m deploy) against a real api-server and dag-processor on Postgres, and real targets.
 
 One Airflow serves every case: its dag-processor reads two bundles, a local folder that the
 deploy fills with rsync ("volume") and a prefix of an S3 bucket on moto's S3-compatible server
 ("s3", through the amazon provider's S3DagBundle). Each target gets the three cases: a DAG that
 fails to parse stops the deploy and leaves the target byte-for-byte unchanged; a good deploy
 syncs exactly dags/, applies the pools and verifies; a DAG that parses locally but not on the
-server (it needs plugin code the server's image does not have yet) fails the deploy. A dry run
-changes neither the target nor the pools. No deploy ever prints a credential.
+server (it needs plugin code the server's image does not have yet) fails the deploy. A symbolic
+link in dags/ stops the deploy before anything is read through it; deleting files of a type
+dags/ does not hold, or more than the limit, waits for --allow-delete; a bucket's root is
+refused. A dry run changes neither the target nor the pools. No deploy ever prints a credential.
 """
 
 from __future__ import annotations
@@ -119,18 +121,29 @@ class Target:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
 
-    def deploy(self, *args: str) -> subprocess.CompletedProcess:
+    def clear(self) -> None:
+        """Empty the target, as before a first deploy."""
+        if self.kind == "s3":
+            for key in self.snapshot():
+                self.s3.delete_object(Bucket=BUCKET, Key=key)
+        else:
+            shutil.rmtree(self.uri)
+            Path(self.uri).mkdir()
+
+    def deploy(self, *args: str, uri: str | None = None) -> subprocess.CompletedProcess:
         env = {
             **os.environ,
             **self.aws_env,
             "AIRFLOW_API_URL": self.stack.url,
             "AIRFLOW_API_USERNAME": "admin",
             "AIRFLOW_API_PASSWORD": self.stack.password,
-            "DEPLOY_TARGET_URI": self.uri,
+            "DEPLOY_TARGET_URI": uri or self.uri,
             "DEPLOY_BUNDLE_NAME": self.bundle,
+            # As the Makefile's deploy target runs it.
+            "PYTHONPATH": "plugins",
         }
         python = str(self.stack.venv / "bin" / "python")
-        command = [python, "deploy/deploy.py", "--target", self.kind, "--timeout", "150", *args]
+        command = [python, "-m", "deploy", "--target", self.kind, "--timeout", "150", *args]
         result = run(command, self.project.path, env, check=False)
         output = result.stdout + result.stderr
         assert self.stack.password not in output and AWS_SECRET not in output
@@ -229,7 +242,7 @@ def extra_files(root: Path, files: dict[str, str]) -> Iterator[None]:
 
 
 def test_a_dag_that_fails_to_parse_stops_the_deploy_and_leaves_the_target_untouched(target):
-    target.seed({"left_by_an_earlier_deploy.py": b"# not a DAG\n", "notes/owner.txt": b"data-platform\n"})
+    target.seed({"left_by_an_earlier_deploy.py": b"# not a DAG\n", "notes/owner.md": b"data-platform\n"})
     before = target.snapshot()
     broken = {"broken_probe.py": "import this_module_does_not_exist\nfrom airflow.sdk import DAG\n"}
     with extra_files(target.project.path / "dags", broken):
@@ -243,7 +256,8 @@ def test_a_dag_that_fails_to_parse_stops_the_deploy_and_leaves_the_target_untouc
 
 
 def test_a_good_deploy_syncs_applies_pools_and_verifies(target):
-    target.seed({"orphan.py": b"# deleted by the deploy\n", "old/orphan.sql": b"select 0;\n"})
+    target.clear()
+    target.seed({"orphan.py": b"# deleted by the deploy\n", "old/orphan.md": b"# also deleted\n"})
     bytecode = target.project.path / "dags" / "__pycache__" / "stale.cpython-312.pyc"
     bytecode.parent.mkdir(exist_ok=True)
     bytecode.write_bytes(b"\x00bytecode never ships")
@@ -307,3 +321,58 @@ def test_a_dag_that_fails_only_on_the_server_fails_the_deploy(target):
     assert dag_file in result.stderr and "deploy_probe_helper" in result.stderr
     errors = target.stack.request("GET", f"/api/v2/importErrors?bundle_name={target.bundle}")["import_errors"]
     assert [error["filename"] for error in errors] == [dag_file]
+
+
+def test_a_symbolic_link_in_dags_stops_the_deploy_before_anything_is_read_through_it(target):
+    before = target.snapshot()
+    # What the review found: the CI job's environment, secrets included, shipped into the bundle.
+    link = target.project.path / "dags" / "env.txt"
+    link.symlink_to("/proc/self/environ")
+    try:
+        result = target.deploy()
+    finally:
+        link.unlink()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "env.txt -> /proc/self/environ" in result.stderr and "never follows or ships" in result.stderr
+    assert "[2/6]" not in result.stdout
+    assert target.snapshot() == before
+
+
+def test_deleting_other_data_or_too_many_files_waits_for_allow_delete(target):
+    target.clear()
+    assert target.deploy().returncode == 0
+    pools_before = target.stack.request("GET", "/api/v2/pools")
+    target.seed({f"stale_{index}.py": b"# an old DAG file\n" for index in range(51)})
+    too_many = target.deploy()
+    assert too_many.returncode == 1, too_many.stdout + too_many.stderr
+    assert "would delete 51 files" in too_many.stderr and "more than 50" in too_many.stderr
+    foreign = {"notes/owner.txt": b"data-platform\n", "xcom/run_1/task/8c3e2a51": b"{}"}
+    target.seed(foreign)
+    before = target.snapshot()
+    refused = target.deploy()
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "notes/owner.txt" in refused.stderr and "xcom/run_1/task/8c3e2a51" in refused.stderr
+    for result in (too_many, refused):
+        assert "--allow-delete" in result.stderr and "[3/6]" not in result.stdout
+    assert target.snapshot() == before
+    assert target.stack.request("GET", "/api/v2/pools") == pools_before
+
+    allowed = target.deploy("--allow-delete")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert target.snapshot() == target.expected()
+
+
+@pytest.mark.parametrize("root", [f"s3://{BUCKET}", f"s3://{BUCKET}/"])
+def test_a_bucket_root_is_refused_and_nothing_changes(deployment, root):
+    target = deployment["s3"]
+    # What the review found: the XCom store in the same bucket, planned for deletion.
+    target.s3.put_object(Bucket=BUCKET, Key="xcom/kept.json", Body=b"{}")
+    try:
+        before = target.snapshot()
+        result = target.deploy(uri=root)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"DEPLOY_TARGET_URI={root} is the root of bucket {BUCKET!r}: give a prefix" in result.stderr
+        assert "[1/6]" not in result.stdout
+        assert target.snapshot() == before
+    finally:
+        target.s3.delete_object(Bucket=BUCKET, Key="xcom/kept.json")

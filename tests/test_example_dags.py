@@ -310,7 +310,7 @@ def test_pools_import_and_rest_sync_are_idempotent(stack, tmp_path):
     drifted = {**declared, "sensor_pool": {**declared["sensor_pool"], "slots": 3}, "new_pool": {"slots": 2}}
     pools_file = tmp_path / "pools.json"
     pools_file.write_text(json.dumps(drifted))
-    sync = [str(stack.bin / "python"), "scripts/sync_pools.py", "--pools-file", str(pools_file)]
+    sync = [str(stack.bin / "python"), "-m", "scripts.sync_pools", "--pools-file", str(pools_file)]
     with api_server(stack) as (url, password):
         env = {**os.environ, "AIRFLOW_API_URL": url, "AIRFLOW_API_USERNAME": "admin", "AIRFLOW_API_PASSWORD": password}
         first = run(sync, stack.project.path, env)

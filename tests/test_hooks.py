@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
+import shutil
 import tomllib
 
 import pytest
@@ -55,6 +57,25 @@ BAD_ANSWERS = [
     ("owner_team", "team'); drop"),
     ("owner_team", "x" * 65),
     ("include_examples", "maybe"),
+    ("auth_manager", "simple"),
+    ("alert_chat", "teams"),
+    ("alert_pager", "opsgenie"),
+    ("secrets_backend", "azure_key_vault"),
+    ("deploy_target", "ftp"),
+    ("ci_provider", "jenkins"),
+    ("metrics", "datadog"),
+    # Line and paragraph separators, NEL and other controls end a YAML string early.
+    ("project_name", "Data\u2028injected: key"),
+    ("project_name", "Data\u2029Platform"),
+    ("description", "one\u0085two"),
+    ("owner_team", "team\x1bx"),
+    ("description", "right-to-left \u202e override"),
+    # Template syntax runs as code when cookiecutter renders the answer.
+    *[
+        (field, f"x {delimiter} y")
+        for field in ("project_name", "description", "owner_team", "contact_email", "project_slug")
+        for delimiter in ("{" + "{", "}" + "}", "{" + "%", "%" + "}", "{" + "#", "#" + "}")
+    ],
 ]
 
 
@@ -126,6 +147,119 @@ def test_hostile_values_are_never_executed_and_survive_as_data(tmp_path):
     assert tomllib.loads(project.read("pyproject.toml"))["project"]["description"] == hostile
     assert f"# {hostile}" in project.read("README.md")
     run([str(TOOLS_BIN / "ruff"), "check", "--no-cache", "."], cwd=project.path)
+
+
+def test_free_text_errors_name_the_character():
+    with pytest.raises(pre_gen.InvalidAnswer, match=r"U\+2028 \(LINE SEPARATOR\) is not allowed"):
+        pre_gen.validate(default_answers(project_name="a\u2028b"))
+    with pytest.raises(pre_gen.InvalidAnswer, match="must not contain template syntax"):
+        pre_gen.validate(default_answers(description="{" + "{ 7 * 7 }" + "}"))
+
+
+def test_the_hook_knows_every_choice_of_cookiecutter_json():
+    choices = {
+        name: set(value) for name, value in OPTIONS.items() if isinstance(value, list) and not name.startswith("_")
+    }
+    assert {name: set(values) for name, values in pre_gen.CHOICES.items()} == choices
+    assert set(pre_gen.BOOLEAN_FIELDS) == {name for name, value in OPTIONS.items() if isinstance(value, bool)}
+    free_text = {name for name, value in OPTIONS.items() if isinstance(value, str) and not name.startswith("_")}
+    assert set(pre_gen.FREE_TEXT_FIELDS) == free_text
+
+
+JINJA_PAYLOAD = "{" + "{ cycler.__init__.__globals__.os.system('touch {marker}') }" + "}"
+
+
+@pytest.mark.parametrize("field", ["project_name", "description", "owner_team", "project_slug"])
+def test_template_syntax_in_an_answer_never_runs_and_writes_nothing(tmp_path, field):
+    marker = tmp_path / "pwned"
+    output = tmp_path / "out"
+    output.mkdir()
+    payload = JINJA_PAYLOAD.replace("{marker}", str(marker))
+    command = [
+        str(TOOLS_BIN / "cookiecutter"),
+        "--no-input",
+        "-o",
+        str(output),
+        str(TEMPLATE_DIR),
+        f"{field}={payload}",
+    ]
+    result = run(command, cwd=tmp_path, check=False)
+    assert result.returncode != 0
+    assert f"invalid answer for {field}: must not contain template syntax" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not marker.exists(), "the answer ran as code"
+    assert list(output.iterdir()) == []
+
+
+def replay_with(tmp_path, field: str, value) -> tuple[object, object]:
+    """Bake once, edit one answer in the replay file, replay it; returns (result, output folder)."""
+    config = tmp_path / "cookiecutter-config.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\n")
+    cookiecutter_cli = [str(TOOLS_BIN / "cookiecutter"), "--config-file", str(config)]
+    run([*cookiecutter_cli, "--no-input", "-o", str(tmp_path / "first"), str(TEMPLATE_DIR)], cwd=tmp_path)
+    replay_file = tmp_path / "replay" / f"{TEMPLATE_DIR.name}.json"
+    replay = json.loads(replay_file.read_text())
+    replay["cookiecutter"][field] = value
+    replay_file.write_text(json.dumps(replay))
+    output = tmp_path / "out"
+    output.mkdir()
+    result = run([*cookiecutter_cli, "--replay", "-o", str(output), str(TEMPLATE_DIR)], cwd=tmp_path, check=False)
+    return result, output
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("project_name", "Data\u2028injected: key"),
+        ("description", "{" + "{ 7 * 7 }" + "}"),
+        *[(name, "not-a-choice") for name in pre_gen.CHOICES if name not in ("python_version", "executor")],
+    ],
+)
+def test_replayed_free_text_and_every_choice_are_validated(tmp_path, field, value):
+    result, output = replay_with(tmp_path, field, value)
+    assert result.returncode != 0
+    assert f"invalid answer for {field}: " in result.stderr, result.stderr
+    assert list(output.iterdir()) == []
+
+
+def test_cruft_update_refuses_template_syntax_from_cruft_json(tmp_path):
+    # .cruft.json is replayed through cookiecutter's prompt rendering on every update: the
+    # extension in local_extensions.py must stop the answer before it runs.
+    env = {**os.environ, "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+    template = tmp_path / "template"
+    shutil.copytree(TEMPLATE_DIR, template, ignore=shutil.ignore_patterns(".git", ".cache", ".demo", "__pycache__"))
+    for args in (
+        ["init", "--quiet"],
+        ["add", "--all"],
+        ["-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "A"],
+    ):
+        run(["git", *args], cwd=template, env=env)
+    run(
+        [str(TOOLS_BIN / "cruft"), "create", "--no-input", "--output-dir", str(tmp_path / "out"), str(template)],
+        tmp_path,
+        env,
+    )
+    project = tmp_path / "out" / "data_platform_airflow"
+    marker = tmp_path / "pwned"
+    state = json.loads((project / ".cruft.json").read_text())
+    state["context"]["cookiecutter"]["description"] = JINJA_PAYLOAD.replace("{marker}", str(marker))
+    (project / ".cruft.json").write_text(json.dumps(state))
+    readme = (project / "README.md").read_text()
+    (template / "CHANGELOG.md").write_text("moved\n")
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qam", "B"], cwd=template, env=env)
+    for args in (
+        ["init", "--quiet"],
+        ["add", "--all"],
+        ["-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "P"],
+    ):
+        run(["git", *args], cwd=project, env=env)
+    result = run([str(TOOLS_BIN / "cruft"), "update", "-y"], cwd=project, env=env, check=False)
+    assert result.returncode != 0
+    # cruft shows the error at the end of its traceback, wrapped to the terminal's width.
+    output = " ".join((result.stdout + result.stderr).split())
+    assert "invalid answer for description: must not contain template syntax" in output
+    assert not marker.exists(), "the answer from .cruft.json ran as code"
+    assert (project / "README.md").read_text() == readme
 
 
 def test_hooks_read_answers_through_json_not_as_code():

@@ -591,7 +591,7 @@ class Observed:
     def dag_health(self, *args: str, **env: str) -> subprocess.CompletedProcess:
         environ = {**os.environ, "AIRFLOW_API_URL": self.stack.url, "AIRFLOW_API_TOKEN": self.stack.token, **env}
         python = str(self.stack.venv / "bin" / "python")
-        return run([python, "scripts/dag_health.py", *args], self.stack.project.path, environ, check=False)
+        return run([python, "-m", "scripts.dag_health", *args], self.stack.project.path, environ, check=False)
 
 
 def poll(probe, what: str, timeout: float = 120, interval: float = 1):

@@ -19,6 +19,7 @@ EXECUTOR_VARIANTS = pytest.mark.parametrize("variant", ["local", "celery", "kube
 BASE_FILES = {
     ".dockerignore",
     ".env",
+    ".env.auth",
     ".env.example",
     ".gitignore",
     ".pre-commit-config.yaml",
@@ -33,7 +34,15 @@ BASE_FILES = {
     "constraints.txt",
     "dags/.airflowignore",
     "dags/README.md",
-    "deploy/deploy.py",
+    "deploy/__init__.py",
+    "deploy/__main__.py",
+    "deploy/cli.py",
+    "deploy/object_stores.py",
+    "deploy/parse_wait.py",
+    "deploy/project.py",
+    "deploy/targets.py",
+    "deploy/validate.py",
+    "docs/access.md",
     "docs/runbooks/README.md",
     "docs/runbooks/parse-errors.md",
     "docs/runbooks/pool-starvation.md",
@@ -66,12 +75,16 @@ BASE_FILES = {
     "pyproject.toml",
     "requirements-dev.txt",
     "requirements.txt",
+    "scripts/__init__.py",
+    "scripts/airflow_api.py",
     "scripts/dag_health.py",
     "scripts/run_local.py",
     "scripts/sync_pools.py",
     "tests/alert_contexts.py",
     "tests/conftest.py",
     "tests/local_servers.py",
+    "tests/local_http.py",
+    "tests/test_airflow_api.py",
     "tests/test_alerting.py",
     "tests/test_circuit_breaker.py",
     "tests/test_config.py",
@@ -81,6 +94,7 @@ BASE_FILES = {
     "tests/test_dag_policy.py",
     "tests/test_deploy.py",
     "tests/test_http_connections.py",
+    "tests/test_deploy_targets.py",
     "tests/test_incremental.py",
     "tests/test_quality.py",
     "tests/test_resilient_http.py",
@@ -122,6 +136,8 @@ KUBERNETES_FILES = {
     "tests/test_helm_values.py",
     "tests/test_kubernetes_manifests.py",
 }
+# FAB's roles as code and the init job that applies them.
+FAB_FILES = {"config/access.yaml", "scripts/init_access.py", "tests/test_access.py"}
 ALERT_RULE_FILES = {"monitoring/prometheus/airflow_rules.yaml", "monitoring/prometheus/airflow_rules_test.yaml"}
 METRICS_FILES = {
     "statsd": {"monitoring/statsd_mapping.yaml"} | ALERT_RULE_FILES,
@@ -148,6 +164,12 @@ EXECUTORS = {
 # Cookiecutter syntax that must never survive rendering. Airflow's own `{{ ds }}` may.
 LEFTOVER_MARKERS = ("cookiecutter.", "{%-", "-%}", "{% endif", "{% raw", "{% endraw")
 SECRET_NAMES = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY")
+# Git-ignored files the post-gen hook writes with fresh secrets.
+SECRET_FILES = {".env", ".env.auth"}
+AUTH_CLASSES = {
+    "fab": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+    "keycloak": "airflow.providers.keycloak.auth_manager.keycloak_auth_manager.KeycloakAuthManager",
+}
 
 
 def expected_files(project: BakedProject) -> set[str]:
@@ -161,6 +183,8 @@ def expected_files(project: BakedProject) -> set[str]:
     files |= CI_FILES[project.answer("ci_provider")]
     files |= ALERT_CHANNEL_FILES[project.answer("alert_chat")] | ALERT_CHANNEL_FILES[project.answer("alert_pager")]
     files |= METRICS_FILES[project.answer("metrics")]
+    if project.answer("auth_manager") == "fab":
+        files |= FAB_FILES
     return {name.format(slug=project.slug) for name in files}
 
 
@@ -280,10 +304,12 @@ def test_example_switch_controls_dags(baked, variant):
 def test_same_answers_give_byte_identical_tracked_files(tmp_path):
     first = BakedProject(bake(tmp_path / "first", **VARIANTS["hybrid"]), VARIANTS["hybrid"])
     second = BakedProject(bake(tmp_path / "second", **VARIANTS["hybrid"]), VARIANTS["hybrid"])
-    tracked = first.files() - {".env"}
-    assert tracked == second.files() - {".env"}
+    tracked = first.files() - SECRET_FILES
+    assert tracked == second.files() - SECRET_FILES
     assert [name for name in sorted(tracked) if first.read(name) != second.read(name)] == []
     assert read_env_file(first.path) != read_env_file(second.path), "each bake must get fresh secrets"
+    first_admin, second_admin = (read_env_file(bake.path, ".env.auth") for bake in (first, second))
+    assert first_admin["AIRFLOW_ADMIN_PASSWORD"] != second_admin["AIRFLOW_ADMIN_PASSWORD"]
 
 
 @EXECUTOR_VARIANTS
@@ -305,8 +331,55 @@ def test_env_file_is_git_ignored(baked, tmp_path):
     run(["git", "init", "--quiet"], cwd=project.path)
     run(["git", "add", "--all"], cwd=project.path)
     tracked = set(run(["git", "ls-files"], cwd=project.path).stdout.split())
-    assert ".env" not in tracked
-    assert tracked == generated - {".env"}
+    assert not tracked & SECRET_FILES
+    assert tracked == generated - SECRET_FILES
+    # Nor do they reach the image's build context.
+    assert SECRET_FILES <= set(project.read(".dockerignore").splitlines())
+
+
+@pytest.mark.parametrize("variant", ["local", "gcp-secrets"])  # FAB and Keycloak
+def test_auth_secrets_are_fresh_owner_only_and_in_no_tracked_file(baked, variant):
+    project = baked(variant)
+    assert stat.S_IMODE((project.path / ".env.auth").stat().st_mode) == 0o600
+    auth = read_env_file(project.path, ".env.auth")
+    if project.answer("auth_manager") == "fab":
+        assert set(auth) == {"AIRFLOW_ADMIN_USERNAME", "AIRFLOW_ADMIN_EMAIL", "AIRFLOW_ADMIN_PASSWORD"}
+        assert len(auth["AIRFLOW_ADMIN_PASSWORD"]) >= 32
+        assert auth["AIRFLOW_ADMIN_EMAIL"] == project.answer("contact_email")
+        for name in project.files() - SECRET_FILES:
+            assert auth["AIRFLOW_ADMIN_PASSWORD"] not in project.read(name), f"the admin password leaked into {name}"
+    else:
+        # Keycloak issues the client secret: nothing to generate, and nothing set by default.
+        assert auth == {}
+        assert "# AIRFLOW__KEYCLOAK_AUTH_MANAGER__CLIENT_SECRET=" in project.read(".env.auth")
+
+
+@pytest.mark.parametrize("variant", ["kubernetes", "gcp-secrets"])  # FAB and Keycloak
+def test_the_chosen_auth_manager_reaches_cfg_requirements_compose_and_helm(baked, variant):
+    project = baked(variant)
+    chosen = project.answer("auth_manager")
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read_string(project.read("config/airflow.cfg"))
+    assert cfg["core"]["auth_manager"] == AUTH_CLASSES[chosen]
+    providers = {"fab": "apache-airflow-providers-fab", "keycloak": "apache-airflow-providers-keycloak"}
+    assert requirement_names(project.read("requirements.txt")) & set(providers.values()) == {providers[chosen]}
+    assert ("fab" in cfg) is (chosen == "fab") and ("keycloak_auth_manager" in cfg) is (chosen == "keycloak")
+    # make run alone swaps in SimpleAuthManager, for a laptop.
+    assert "AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple" in project.read("Makefile")
+    values = yaml.safe_load(project.read("deploy/helm/values.yaml"))
+    assert values["apiServer"]["replicas"] >= 2
+    assert values["webserver"]["defaultUser"]["enabled"] is (chosen == "fab")
+    if chosen == "fab":
+        job = values["createUserJob"]
+        assert job["args"][-1] == "exec python /opt/airflow/scripts/init_access.py"
+        assert {env["name"] for env in job["env"]} == {
+            f"AIRFLOW_ADMIN_{name}_FILE" for name in ("USERNAME", "EMAIL", "PASSWORD")
+        }
+        assert job["extraVolumes"][0]["secret"]["secretName"] == "airflow-admin"
+    else:
+        env = {item["name"]: item["value"] for item in values["apiServer"]["env"]}
+        assert env["AIRFLOW__KEYCLOAK_AUTH_MANAGER__CLIENT_SECRET_CMD"].startswith("cat /opt/airflow/secrets/keycloak/")
+        assert values["apiServer"]["extraVolumes"][0]["secret"]["secretName"] == "airflow-keycloak"
 
 
 def test_fernet_key_is_a_valid_fernet_key(baked):
@@ -338,8 +411,8 @@ def bundle_list(value: str) -> list[tuple[str, str]]:
 def test_deploy_script_and_bundle_config_follow_the_deploy_target(baked, variant):
     project = baked(variant)
     target = project.answer("deploy_target")
-    # --help needs neither Airflow nor a cloud SDK.
-    help_text = run([str(TOOLS_BIN / "python"), "deploy/deploy.py", "--help"], cwd=project.path).stdout
+    # --help needs neither Airflow, nor a cloud SDK, nor plugins/ on the path.
+    help_text = run([str(TOOLS_BIN / "python"), "-m", "deploy", "--help"], cwd=project.path).stdout
     assert f"(default: {target})" in help_text and "DEPLOY_TARGET_URI" in help_text and "--dry-run" in help_text
     production = [(project.slug, BUNDLE_CLASSES[target])]
     prefix = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST="
@@ -353,9 +426,10 @@ def test_deploy_script_and_bundle_config_follow_the_deploy_target(baked, variant
     assert bundle_list(compose[prefix.rstrip("=")]) == [(project.slug, BUNDLE_CLASSES["volume"])]
 
 
-def test_readme_tree_lists_every_generated_file(baked):
+@pytest.mark.parametrize("variant", ["hybrid", "gcp-secrets"])  # FAB and Keycloak
+def test_readme_tree_lists_every_generated_file(baked, variant):
     # The generated README's layout section must match what is generated.
-    project = baked("hybrid")
+    project = baked(variant)
     readme = project.read("README.md")
     missing = sorted(
         name for name in project.files() if name != ".env" and Path(name).name not in readme and name not in readme

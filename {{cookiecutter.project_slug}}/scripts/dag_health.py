@@ -1,17 +1,16 @@
-#!/usr/bin/env python3
 """Report how every DAG has been doing over a lookback window, from the REST API v2.
 
     AIRFLOW_API_URL=https://airflow.example.com AIRFLOW_API_TOKEN=... \\
-        scripts/dag_health.py [--hours 24] [--dag-id ID ...] [--slowest 3] [--json]
+        python -m scripts.dag_health [--hours 24] [--dag-id ID ...] [--slowest 3] [--json]
 
 Per DAG: its runs and task instances by state, failed runs and task instances, run duration
 p50 and p95, and its slowest tasks by p95 duration. Runs count when they were due inside the
 window (run_after); task instances belong to those runs, latest try each. It reads only the
-REST API, never the metadata DB, so any user with read access can run it anywhere.
+REST API, never the metadata DB, so any user with read access can run it anywhere (README,
+"Access the tools need").
 
-Credentials as for scripts/sync_pools.py: AIRFLOW_API_TOKEN (a JWT), or AIRFLOW_API_USERNAME
-and AIRFLOW_API_PASSWORD exchanged for one at /auth/token. Exits 1 with the reason when the API
-cannot be reached or rejects the credentials. Standard library only.
+Credentials and the API's address are read as scripts/airflow_api.py describes. Exits 1 with
+the reason when the API cannot be reached or refuses the credentials. Standard library only.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sync_pools import AirflowApi, SyncError
+from scripts.airflow_api import AirflowClient, ApiError, AuthenticationError, PermissionDenied, Unreachable
 
 FAILED = "failed"
 
@@ -90,27 +89,17 @@ def collect(runs: Iterable[dict], task_instances: Iterable[dict]) -> dict[str, D
     return dags
 
 
-def fetch_all(api: AirflowApi, path: str, key: str, params: dict[str, str]) -> list[dict]:
-    """Every item of a collection, page by page with the API's cursor, so new rows never shift a page."""
-    items: list[dict] = []
-    cursor = ""
-    while True:
-        query = urllib.parse.urlencode({**params, "limit": "100", "cursor": cursor})
-        page = api.request("GET", f"{path}?{query}")
-        items += page[key]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return items
-
-
-def health(api: AirflowApi, since: datetime, dag_ids: list[str], slowest: int) -> list[dict]:
+def health(client: AirflowClient, since: datetime, dag_ids: list[str], slowest: int) -> list[dict]:
     params = {"run_after_gte": since.isoformat()}
     runs: list[dict] = []
     task_instances: list[dict] = []
     for dag_id in dag_ids or ["~"]:
         quoted = urllib.parse.quote(dag_id, safe="~")
-        runs += fetch_all(api, f"/api/v2/dags/{quoted}/dagRuns", "dag_runs", params)
-        task_instances += fetch_all(api, f"/api/v2/dags/{quoted}/dagRuns/~/taskInstances", "task_instances", params)
+        # The API's cursor, so runs that start meanwhile never shift a page.
+        runs += client.paged(f"/api/v2/dags/{quoted}/dagRuns", "dag_runs", params, by_cursor=True)
+        task_instances += client.paged(
+            f"/api/v2/dags/{quoted}/dagRuns/~/taskInstances", "task_instances", params, by_cursor=True
+        )
     dags = collect(runs, task_instances)
     for dag_id in dag_ids:  # asked for by name: reported even without a run in the window
         dags.setdefault(dag_id, DagHealth(dag_id))
@@ -176,20 +165,21 @@ def render_text(reports: list[dict], hours: float, url: str) -> str:
     return "\n".join(lines)
 
 
-def explain(error: SyncError) -> str:
-    message = str(error)
-    if "HTTP 401" in message or "HTTP 403" in message:
+def explain(error: ApiError) -> str:
+    if isinstance(error, AuthenticationError):
         return (
             "the Airflow API rejected the credentials: set a valid AIRFLOW_API_TOKEN, or AIRFLOW_API_USERNAME "
-            f"and AIRFLOW_API_PASSWORD of a user who may read DAG runs ({message})"
+            f"and AIRFLOW_API_PASSWORD ({error})"
         )
-    if message.startswith("cannot reach"):
-        return f"{message}. Is the api-server running, and does AIRFLOW_API_URL point at it?"
-    return message
+    if isinstance(error, PermissionDenied):
+        return f"the user may not read DAG runs and task instances; give it a role that may ({error})"
+    if isinstance(error, Unreachable):
+        return f"{error}. Is the api-server running, and does AIRFLOW_API_URL point at it?"
+    return str(error)
 
 
 def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m scripts.dag_health", description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=24, help="lookback window in hours (default 24)")
     parser.add_argument("--dag-id", action="append", default=[], help="only this DAG; repeat for more")
     parser.add_argument("--slowest", type=int, default=3, help="slowest tasks to list per DAG (default 3)")
@@ -198,14 +188,14 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     if args.hours <= 0 or args.slowest < 0:
         parser.error("--hours must be positive and --slowest not negative")
     environ = dict(os.environ if environ is None else environ)
-    url = environ.get("AIRFLOW_API_URL", "").rstrip("/")
     since = datetime.now(UTC) - timedelta(hours=args.hours)
     try:
-        api = AirflowApi.from_environment(environ)
-        reports = health(api, since, args.dag_id, args.slowest)
-    except SyncError as error:
+        client = AirflowClient.from_environment(environ)
+        reports = health(client, since, args.dag_id, args.slowest)
+    except ApiError as error:
         print(f"dag_health: {explain(error)}", file=sys.stderr)
         return 1
+    url = client.base_url
     if args.json:
         document = {"api_url": url, "lookback_hours": args.hours, "since": since.isoformat(), "dags": reports}
         print(json.dumps(document, indent=2))

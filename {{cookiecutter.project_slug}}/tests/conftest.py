@@ -1,6 +1,6 @@
 """Point Airflow at this project before anything imports it, and share one parsed DagBag.
 
-The DagBag is parsed by {{ cookiecutter.project_slug }}.dag_checks, the same code deploy/deploy.py
+The DagBag is parsed by {{ cookiecutter.project_slug }}.dag_checks, the same code deploy/validate.py
 validates with: as the dag-processor parses, except that parse-time network access and
 Variable or Connection look-ups become the file's import error.
 """

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
-import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-import dag_health
+from local_http import LocalServer, Reply, Request
+from scripts import airflow_api, dag_health
 
 TOKEN = "header.payload.signature"
 PASSWORD = "correct horse"
@@ -43,70 +41,33 @@ TASK_INSTANCES = [
 ]
 
 
-class FakeApi:
-    """Answers /auth/token and the dagRuns and taskInstances collections; records what was asked."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def handler(self) -> type[BaseHTTPRequestHandler]:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def answer(self, status: int, body: dict) -> None:
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                api.requests.append(("POST", self.path, {}))
-                if self.path == "/auth/token" and body == {"username": "admin", "password": PASSWORD}:
-                    self.answer(201, {"access_token": TOKEN})
-                else:
-                    self.answer(401, {"detail": "Invalid credentials"})
-
-            def do_GET(self) -> None:
-                url = urllib.parse.urlsplit(self.path)
-                query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-                api.requests.append(("GET", url.path, query))
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                    return self.answer(401, {"detail": "Not authenticated"})
-                pages, key = (RUNS, "dag_runs") if url.path.endswith("/dagRuns") else (TASK_INSTANCES, "task_instances")
-                dag_id = url.path.split("/")[4]
-                page = int(query["cursor"][0] or 0)
-                items = [item for item in pages[page] if dag_id in ("~", item["dag_id"])]
-                self.answer(200, {key: items, "next_cursor": str(page + 1) if page + 1 < len(pages) else None})
-
-            def log_message(self, *args) -> None:
-                pass
-
-        return Handler
+def rest_api(request: Request) -> Reply:
+    """/auth/token, and the dagRuns and taskInstances collections with the API's cursor pagination."""
+    if request.method == "POST":
+        good = request.path == "/auth/token" and request.body == {"username": "admin", "password": PASSWORD}
+        return Reply(201, {"access_token": TOKEN}) if good else Reply(401, {"detail": "Invalid credentials"})
+    if "Authorization" not in request.headers:
+        return Reply(401, {"detail": "Not authenticated"})
+    if request.headers["Authorization"] != f"Bearer {TOKEN}":
+        return Reply(403, {"detail": "Invalid JWT token"})  # as Airflow answers a token it cannot verify
+    pages, key = (RUNS, "dag_runs") if request.path.endswith("/dagRuns") else (TASK_INSTANCES, "task_instances")
+    dag_id = request.path.split("/")[4]
+    page = int(request.query["cursor"][0] or 0)
+    items = [item for item in pages[page] if dag_id in ("~", item["dag_id"])]
+    return Reply(200, {key: items, "next_cursor": str(page + 1) if page + 1 < len(pages) else None})
 
 
 @pytest.fixture
-def api() -> Iterator[FakeApi]:
-    fake = FakeApi()
-    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        fake.server.shutdown()
-        fake.server.server_close()
-        thread.join(timeout=10)
+def api() -> Iterator[LocalServer]:
+    with LocalServer(rest_api) as server:
+        yield server
 
 
-def environ(api: FakeApi, **extra: str) -> dict[str, str]:
+def environ(api: LocalServer, **extra: str) -> dict[str, str]:
     return {"AIRFLOW_API_URL": api.url, "AIRFLOW_API_TOKEN": TOKEN, **extra}
 
 
-def report(api: FakeApi, capsys, *args: str) -> dict:
+def report(api: LocalServer, capsys, *args: str) -> dict:
     assert dag_health.main(["--json", *args], environ(api)) == 0
     return json.loads(capsys.readouterr().out)
 
@@ -138,7 +99,7 @@ def test_the_lookback_window_is_sent_as_run_after(api, capsys):
     before = datetime.now(UTC)
     document = report(api, capsys, "--hours", "6")
     assert document["lookback_hours"] == 6
-    listings = [query for method, path, query in api.requests if method == "GET"]
+    listings = [request.query for request in api.requests if request.method == "GET"]
     assert len(listings) == 4, "two collections, two pages each"
     for query in listings:
         since = datetime.fromisoformat(query["run_after_gte"][0])
@@ -150,7 +111,7 @@ def test_dag_id_limits_the_report_and_keeps_a_dag_without_runs(api, capsys):
     document = report(api, capsys, "--dag-id", "etl", "--dag-id", "quiet")
     assert [dag["dag_id"] for dag in document["dags"]] == ["etl", "quiet"]
     assert document["dags"][1]["runs"] == 0 and document["dags"][1]["run_duration_seconds"] is None
-    paths = {path for method, path, _ in api.requests if method == "GET"}
+    paths = {request.path for request in api.requests if request.method == "GET"}
     assert paths == {
         "/api/v2/dags/etl/dagRuns",
         "/api/v2/dags/etl/dagRuns/~/taskInstances",
@@ -175,31 +136,38 @@ def test_credentials_are_exchanged_for_a_jwt(api, capsys):
     env = {"AIRFLOW_API_URL": api.url, "AIRFLOW_API_USERNAME": "admin", "AIRFLOW_API_PASSWORD": PASSWORD}
     assert dag_health.main(["--json"], env) == 0
     assert json.loads(capsys.readouterr().out)["dags"]
-    assert api.requests[0][:2] == ("POST", "/auth/token")
+    assert (api.requests[0].method, api.requests[0].path) == ("POST", "/auth/token")
 
 
 @pytest.mark.parametrize(
-    "credentials",
+    ("credentials", "answer"),
     [
-        {"AIRFLOW_API_TOKEN": "expired.or.forged"},
-        {"AIRFLOW_API_USERNAME": "admin", "AIRFLOW_API_PASSWORD": "wrong"},
+        ({"AIRFLOW_API_TOKEN": "forged.jwt.token"}, "HTTP 403 Invalid JWT token"),
+        ({"AIRFLOW_API_USERNAME": "admin", "AIRFLOW_API_PASSWORD": "wrong"}, "HTTP 401 Invalid credentials"),
     ],
     ids=["bad-token", "bad-password"],
 )
-def test_rejected_credentials_fail_with_the_reason(api, capsys, credentials):
+def test_rejected_credentials_fail_with_the_reason(api, capsys, credentials, answer):
     assert dag_health.main([], {"AIRFLOW_API_URL": api.url, **credentials}) == 1
     output = capsys.readouterr()
     assert output.out == ""
-    assert "rejected the credentials" in output.err and "HTTP 401" in output.err
+    assert "rejected the credentials" in output.err and answer in output.err
     assert not any(secret in output.err for secret in credentials.values())
 
 
-def test_an_unreachable_api_fails_with_the_reason(capsys):
-    with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as closed:
-        url = f"http://127.0.0.1:{closed.server_address[1]}"
+def test_an_unreachable_api_fails_with_the_reason(capsys, monkeypatch):
+    monkeypatch.setattr(airflow_api, "DEFAULT_RETRY", airflow_api.RetryPolicy(attempts=2, first_delay=0))
+    with LocalServer(rest_api) as closed:
+        url = closed.url
     assert dag_health.main([], {"AIRFLOW_API_URL": url, "AIRFLOW_API_TOKEN": TOKEN}) == 1
     error = capsys.readouterr().err
     assert f"cannot reach {url}" in error and "Is the api-server running" in error
+
+
+def test_a_role_without_read_access_is_told_so(capsys):
+    with LocalServer(lambda request: Reply(403, {"detail": "Forbidden"})) as server:
+        assert dag_health.main([], {"AIRFLOW_API_URL": server.url, "AIRFLOW_API_TOKEN": TOKEN}) == 1
+    assert "may not read DAG runs" in capsys.readouterr().err and len(server.requests) == 1
 
 
 def test_missing_settings_fail_before_any_request(capsys):

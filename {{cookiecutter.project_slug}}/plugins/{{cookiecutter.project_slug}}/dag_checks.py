@@ -1,6 +1,6 @@
 """The checks every DAG file passes before it runs anywhere.
 
-tests/conftest.py and deploy/deploy.py both parse through here, so a deploy accepts exactly what
+tests/conftest.py and deploy/validate.py both parse through here, so a deploy accepts exactly what
 the test suite accepts. The DagBag is built the way the dag-processor builds it, with one
 difference: anything a DAG file does at parse time that must only happen inside a task (network
 calls, Variable or Connection look-ups) raises ParseTimeAccessError and becomes that file's
