@@ -106,6 +106,33 @@ def test_every_dag_file_is_imported_by_airflow_with_its_own_result(checked):
     assert report["files"]["plugins/operators/legacy_operator.py"]["parse"] is None, "not a DAG file"
 
 
+BLOCKS_AIRFLOWS_TIMEOUT = """
+import signal
+import time
+
+from airflow.sdk import DAG
+
+# Airflow's own import timeout is a SIGALRM; a file that blocks it must still be stopped.
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+time.sleep(3600)
+dag = DAG(dag_id="never", schedule=None)
+"""
+
+
+def test_a_file_that_defeats_airflows_timeout_is_killed_and_the_rest_reported(checked, tmp_path):
+    project, venv, _, _, _ = checked
+    dags = tmp_path / "repo" / "dags"
+    dags.mkdir(parents=True)
+    (dags / "blocks_alarm.py").write_text(BLOCKS_AIRFLOWS_TIMEOUT)
+    shutil.copy(project.path / FIXTURES / "dags" / "clean_taskflow.py", dags)
+    output = tmp_path / "report"
+    make(project.path, venv, "upgrade-check", f"SRC={dags.parent}", f"ARGS=--timeout 20 --output {output}")
+    files = json.loads((output / "report.json").read_text())["files"]
+    assert files["dags/blocks_alarm.py"]["parse"]["timed_out"] is True
+    assert files["dags/blocks_alarm.py"]["parse"]["error"] == "still importing after 20 s: killed"
+    assert files["dags/clean_taskflow.py"]["parse"]["dag_ids"] == ["clean_taskflow"]
+
+
 def test_a_file_is_auto_fixable_only_when_its_fixed_copy_imports(checked):
     _, _, _, report, _ = checked
     rules = {path: {finding["rule"] for finding in file["findings"]} for path, file in report["files"].items()}

@@ -182,23 +182,34 @@ def test_bad_sources_are_refused_with_the_setting_named(src, message):
 
 
 def file_report(path: str, status: str, *findings: tuple[str, str | None]) -> FileReport:
-    made = [Finding(path, 1, "code", blocker, blocker, True, blocker, fix) for blocker, fix in findings]
+    """Findings named by their blocker; "import-error: ..." ones have that rule."""
+    made = [
+        Finding(path, 1, "code", blocker.partition(":")[0], blocker, True, blocker, fix) for blocker, fix in findings
+    ]
     return FileReport(path, True, made, status=status)
 
 
 def test_summary_counts_files_per_blocker_in_files_that_need_work():
     files = [
         file_report("a.py", MANUAL, ("subdag", None), ("subdag", None), ("AIR301", "safe")),
-        file_report("b.py", MANUAL, ("subdag", None), ("sla", None)),
-        file_report("c.py", AUTO_FIX, ("AIR301", "safe")),
-        file_report("d.py", CLEAN),
-        *[file_report(f"e{n}.py", MANUAL, (f"kind{n}", None)) for n in range(5)],
+        # An import error is a symptom when another blocker explains the file, a blocker when none does.
+        file_report("b.py", MANUAL, ("subdag", None), ("sla", None), ("import-error: No module 'x'", None)),
+        file_report("c.py", MANUAL, ("import-error: No module 'x'", None)),
+        file_report("d.py", AUTO_FIX, ("AIR301", "safe")),
+        file_report("e.py", CLEAN),
+        *[file_report(f"f{n}.py", MANUAL, (f"kind{n}", None)) for n in range(3)],
     ]
     report = Report("old", {}, files, {"etl": {"a.py": 3}}, {}, None)
-    assert report.top_blockers() == [("subdag", 2), ("kind0", 1), ("kind1", 1), ("kind2", 1), ("kind3", 1)]
+    assert report.top_blockers() == [
+        ("subdag", 2),
+        ("import-error: No module 'x'", 1),
+        ("kind0", 1),
+        ("kind1", 1),
+        ("kind2", 1),
+    ]
     assert report.summary_line() == (
-        "9 files: 1 parse clean on 3.3, 1 need only auto-fixes, 7 need manual work. Top blockers: subdag (2 files); "
-        "kind0 (1 file); kind1 (1 file); kind2 (1 file); kind3 (1 file). To declare: 1 pool."
+        "8 files: 1 parse clean on 3.3, 1 need only auto-fixes, 6 need manual work. Top blockers: subdag (2 files); "
+        "import-error: No module 'x' (1 file); kind0 (1 file); kind1 (1 file); kind2 (1 file). To declare: 1 pool."
     )
 
 

@@ -1,8 +1,9 @@
 """`make upgrade-check`: every check over one old repository, gathered into one report.
 
-The config tools, ruff and the DAG imports run at the same time. A file "needs only auto-fixes"
-only when that is shown: ruff's safe fixes are applied to a scratch copy, and the fixed file must
-then have no blocking finding left and import under this project's Airflow.
+`airflow config lint` and `update` run in the background while ruff, the syntax-tree checks and
+the DAG imports run. A file "needs only auto-fixes" only when that is shown: ruff's safe fixes
+are applied to a scratch copy, and the fixed file must then have no blocking finding left and
+import under this project's Airflow.
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ import ast
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
+from importlib.util import find_spec
 from pathlib import Path
 
 from upgrade_check import lint, parsing, patterns, references, sources
 from upgrade_check.config import ConfigCheck
 from upgrade_check.fixes import FixOutcome, apply_safe_fixes
-from upgrade_check.model import Finding, ParseResult, tidy
+from upgrade_check.model import Finding, ParseResult, UsageError, tidy
 from upgrade_check.report import AUTO_FIX, CLEAN, MANUAL, FileReport, Report
 
 IGNORED_IN_COPY = shutil.ignore_patterns(".git", ".venv", "venv", "node_modules", "__pycache__", "*.pyc")
@@ -125,6 +128,8 @@ class Gathered:
 
 def run(options: Options, announce: Callable[[str], object] = print) -> Report:
     tree = sources.scan(options.src, options.airflow_cfg)
+    if find_spec("airflow") is None:
+        raise UsageError(f"Airflow is not installed for {sys.executable}: run `make install` first")
     announce(
         f"Checking {len(tree.python_files)} Python files ({len(tree.dag_files)} DAG files) in {options.src}: "
         f"{options.jobs} imports at a time, {options.timeout:g} s each"
@@ -135,8 +140,9 @@ def run(options: Options, announce: Callable[[str], object] = print) -> Report:
         gathered = static_checks(tree)
         candidates = [name for name, file in gathered.files.items() if is_fix_candidate(file.findings)]
         fixed_root = scratch / "fixed"
-        shutil.copytree(tree.root, fixed_root, ignore=IGNORED_IN_COPY, symlinks=True)
-        outcome = apply_safe_fixes(fixed_root, candidates)
+        if candidates:
+            shutil.copytree(tree.root, fixed_root, ignore=IGNORED_IN_COPY, symlinks=True)
+        outcome = apply_safe_fixes(fixed_root, candidates) if candidates else FixOutcome()
         relinted: dict[str, list[Finding]] = {name: [] for name in outcome.changed}
         for finding in lint.lint(fixed_root, outcome.changed) if outcome.changed else []:
             relinted[finding.path].append(finding)

@@ -14,7 +14,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from upgrade_check import parse_child
@@ -64,47 +64,64 @@ def to_result(message: dict) -> ParseResult:
     )
 
 
+@dataclass
+class Running:
+    job: ParseJob
+    process: multiprocessing.Process
+    result: Connection
+    deadline: float
+
+
+def start(
+    context: multiprocessing.context.ForkServerContext, job: ParseJob, timeout: float, pre_imports: list[str]
+) -> Running:
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=parse_child.parse, args=(send, str(job.path), list(job.search_path), pre_imports))
+    process.start()  # returns once the fork server has forked, so its own start-up is not on the clock
+    send.close()  # the child holds the only writer: its exit means EOF here
+    return Running(job, process, receive, time.monotonic() + timeout + KILL_GRACE_SECONDS)
+
+
+def collect(running: Running, ready: set, timeout: float, results: dict[str, ParseResult]) -> bool:
+    """Take what a running parse has sent; True once it is over (ended, or killed at its deadline)."""
+    key = running.job.key
+    if running.result in ready and key not in results:
+        try:
+            results[key] = to_result(running.result.recv())
+        except EOFError:
+            pass  # it ended without a word; reported below
+    ended = running.process.sentinel in ready
+    if not ended and time.monotonic() < running.deadline:
+        return False
+    if not ended:
+        running.process.kill()
+        results.setdefault(key, ParseResult(False, timeout, error=f"still importing after {timeout:g} s: killed"))
+        results[key].timed_out = True
+    running.process.join()
+    running.result.close()
+    results.setdefault(
+        key, ParseResult(False, error=f"the import ended the process (exit code {running.process.exitcode})")
+    )
+    return True
+
+
 def parse_files(jobs: list[ParseJob], timeout: float, workers: int, pre_imports: list[str]) -> dict[str, ParseResult]:
-    """Parse every job's file; the caller has put Airflow's settings into os.environ already."""
+    """Parse every job's file, `workers` at a time; the caller has put Airflow's settings into os.environ."""
     os.environ[PRELOAD_VARIABLE] = ",".join(pre_imports)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["upgrade_check.preload"])
-    waiting, running, results = deque(jobs), {}, {}
+    waiting, running, results = deque(jobs), [], {}
     try:
         while waiting or running:
             while waiting and len(running) < workers:
-                job = waiting.popleft()
-                receive, send = context.Pipe(duplex=False)
-                process = context.Process(
-                    target=parse_child.parse, args=(send, str(job.path), list(job.search_path), pre_imports)
-                )
-                process.start()
-                send.close()
-                running[process.sentinel] = (job, process, receive, time.monotonic() + timeout + KILL_GRACE_SECONDS)
-            soonest = min(deadline for *_, deadline in running.values())
-            ready = set(wait([*running, *(entry[2] for entry in running.values())], max(0, soonest - time.monotonic())))
-            for sentinel, (job, process, receive, deadline) in list(running.items()):
-                if receive in ready and job.key not in results:
-                    try:
-                        results[job.key] = to_result(receive.recv())
-                    except EOFError:
-                        pass  # the file ended its own process; reported when the sentinel fires
-                if sentinel in ready or time.monotonic() > deadline:
-                    if sentinel not in ready:
-                        process.kill()
-                        killed = ParseResult(False, timeout, error=f"still importing after {timeout:g} s: killed")
-                        killed.timed_out = True
-                        results.setdefault(job.key, killed)
-                    process.join()
-                    receive.close()
-                    del running[sentinel]
-                    results.setdefault(
-                        job.key,
-                        ParseResult(False, error=f"the import ended the process (exit code {process.exitcode})"),
-                    )
+                running.append(start(context, waiting.popleft(), timeout, pre_imports))
+            soonest = min(entry.deadline for entry in running)
+            handles = [handle for entry in running for handle in (entry.process.sentinel, entry.result)]
+            ready = set(wait(handles, max(0.0, soonest - time.monotonic())))
+            running = [entry for entry in running if not collect(entry, ready, timeout, results)]
     finally:
-        for _, process, receive, _ in running.values():
-            process.kill()
-            process.join()
-            receive.close()
+        for entry in running:
+            entry.process.kill()
+            entry.process.join()
+            entry.result.close()
     return results

@@ -6,6 +6,7 @@ may name a module that no longer imports, or raises on import: it is skipped her
 file's own import reports it.
 """
 
+import gc
 import importlib
 import os
 
@@ -17,3 +18,6 @@ for module in (*AIRFLOW_MODULES, *filter(None, os.environ.get(PRELOAD_VARIABLE, 
         importlib.import_module(module)
     except Exception:  # see the docstring
         pass
+
+# As the dag-processor does before it forks: the children's garbage collector skips all of the above.
+gc.freeze()
