@@ -138,6 +138,42 @@ KUBERNETES_FILES = {
 }
 # FAB's roles as code and the init job that applies them.
 FAB_FILES = {"config/access.yaml", "scripts/init_access.py", "tests/test_access.py"}
+# make upgrade-check and make upgrade-fix, their tests and the Airflow 2 fixtures they read: every variant.
+UPGRADE_CHECK_FILES = {
+    "scripts/upgrade_check/__init__.py",
+    "scripts/upgrade_check/__main__.py",
+    "scripts/upgrade_check/check.py",
+    "scripts/upgrade_check/cli.py",
+    "scripts/upgrade_check/config.py",
+    "scripts/upgrade_check/fixes.py",
+    "scripts/upgrade_check/lint.py",
+    "scripts/upgrade_check/model.py",
+    "scripts/upgrade_check/parse_child.py",
+    "scripts/upgrade_check/parsing.py",
+    "scripts/upgrade_check/patterns.py",
+    "scripts/upgrade_check/preload.py",
+    "scripts/upgrade_check/references.py",
+    "scripts/upgrade_check/report.py",
+    "scripts/upgrade_check/sources.py",
+    "scripts/upgrade_check/templates.py",
+    "scripts/upgrade_check/workspace.py",
+    "tests/test_upgrade_findings.py",
+    "tests/test_upgrade_fix.py",
+    "tests/upgrade_fixtures/README.md",
+    "tests/upgrade_fixtures/airflow2_repo/airflow.cfg",
+    "tests/upgrade_fixtures/airflow2_repo/dags/clean_classic.py",
+    "tests/upgrade_fixtures/airflow2_repo/dags/clean_taskflow.py",
+    "tests/upgrade_fixtures/airflow2_repo/dags/common/db_utils.py",
+    "tests/upgrade_fixtures/airflow2_repo/dags/finance_close.py",
+    "tests/upgrade_fixtures/airflow2_repo/dags/half_edited.py",
+    "tests/upgrade_fixtures/airflow2_repo/dags/legacy_modules.py",
+    "tests/upgrade_fixtures/airflow2_repo/dags/orders_cleanup.py",
+    "tests/upgrade_fixtures/airflow2_repo/dags/partner_feeds.py",
+    "tests/upgrade_fixtures/airflow2_repo/dags/sales_daily.py",
+    "tests/upgrade_fixtures/airflow2_repo/dags/slow_vendor_check.py",
+    "tests/upgrade_fixtures/airflow2_repo/dags/warehouse_load.py",
+    "tests/upgrade_fixtures/airflow2_repo/plugins/operators/legacy_operator.py",
+}
 ALERT_RULE_FILES = {"monitoring/prometheus/airflow_rules.yaml", "monitoring/prometheus/airflow_rules_test.yaml"}
 METRICS_FILES = {
     "statsd": {"monitoring/statsd_mapping.yaml"} | ALERT_RULE_FILES,
@@ -173,7 +209,7 @@ AUTH_CLASSES = {
 
 
 def expected_files(project: BakedProject) -> set[str]:
-    files = set(BASE_FILES)
+    files = BASE_FILES | UPGRADE_CHECK_FILES
     if project.answer("include_examples"):
         files |= EXAMPLE_FILES
         if project.answer("executor") == "CeleryKubernetesExecutor":
