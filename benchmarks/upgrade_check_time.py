@@ -118,7 +118,7 @@ def airflow_env(project: Path, home: Path) -> dict[str, str]:
         "AIRFLOW_CONFIG": str(project / "config" / "airflow.cfg"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__SECRETS__BACKEND": "",
-        "PYTHONPATH": str(project / "scripts"),
+        "PYTHONPATH": str(project),
     }
 
 
@@ -151,7 +151,7 @@ def measured(command: list[str], **kwargs) -> tuple[float, float]:
 
 def timed_check(python: str, project: Path, repo: Path, jobs: int, scratch: Path) -> tuple[float, float, dict]:
     output = scratch / f"report-{jobs}"
-    command = [python, "-m", "upgrade_check", "check", "--src", str(repo), "--jobs", str(jobs)]
+    command = [python, "-m", "scripts.upgrade_check", "check", "--src", str(repo), "--jobs", str(jobs)]
     command += ["--output", str(output), "--project", str(project)]
     env = airflow_env(project, scratch / f"home-{jobs}")
     wall, cpu = measured(command, cwd=project, env=env, stdout=subprocess.DEVNULL)

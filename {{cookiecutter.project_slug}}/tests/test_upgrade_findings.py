@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_check import check, references, sources
-from upgrade_check.config import mask_secrets
-from upgrade_check.model import Finding, UsageError
-from upgrade_check.report import AUTO_FIX, CLEAN, MANUAL, FileReport, Report
-from upgrade_check.templates import context_names
+from scripts.upgrade_check import check, references, sources
+from scripts.upgrade_check.config import mask_secrets
+from scripts.upgrade_check.model import Finding, UsageError
+from scripts.upgrade_check.report import AUTO_FIX, CLEAN, MANUAL, FileReport, Report
+from scripts.upgrade_check.templates import context_names
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "upgrade_fixtures" / "airflow2_repo"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_check import cli, lint, workspace
-from upgrade_check.fixes import apply_safe_fixes
-from upgrade_check.model import UsageError
+from scripts.upgrade_check import cli, lint, workspace
+from scripts.upgrade_check.fixes import apply_safe_fixes
+from scripts.upgrade_check.model import UsageError
 
 FIXTURES = Path(__file__).parent / "upgrade_fixtures" / "airflow2_repo"
 # Files with a safe fix that works; legacy_modules.py has one that never converges.

@@ -12,5 +12,5 @@ One module per kind of check, each usable on its own:
 - `fixes`: ruff's safe fixes, checked, on a copy or a new git branch.
 - `report`: one status per file, the summary line, Markdown and JSON.
 
-`check` runs them together; `cli` is the command line (`python -m upgrade_check --help`).
+`check` runs them together; `cli` is the command line (`python -m scripts.upgrade_check --help`).
 """

@@ -1,6 +1,6 @@
 import sys
 
-from upgrade_check.cli import main
+from scripts.upgrade_check.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

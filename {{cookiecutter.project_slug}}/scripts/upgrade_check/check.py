@@ -20,11 +20,11 @@ from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
 
-from upgrade_check import lint, parsing, patterns, references, sources
-from upgrade_check.config import ConfigCheck
-from upgrade_check.fixes import FixOutcome, apply_safe_fixes
-from upgrade_check.model import Finding, ParseResult, UsageError, tidy
-from upgrade_check.report import AUTO_FIX, CLEAN, MANUAL, FileReport, Report
+from scripts.upgrade_check import lint, parsing, patterns, references, sources
+from scripts.upgrade_check.config import ConfigCheck
+from scripts.upgrade_check.fixes import FixOutcome, apply_safe_fixes
+from scripts.upgrade_check.model import Finding, ParseResult, UsageError, tidy
+from scripts.upgrade_check.report import AUTO_FIX, CLEAN, MANUAL, FileReport, Report
 
 IGNORED_IN_COPY = shutil.ignore_patterns(".git", ".venv", "venv", "node_modules", "__pycache__", "*.pyc")
 

@@ -1,4 +1,4 @@
-"""The command line: `python -m upgrade_check check --src ...` and `... fix --src ...` (see the Makefile)."""
+"""The command line: `python -m scripts.upgrade_check check --src ...` and `... fix --src ...` (see the Makefile)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from upgrade_check import check, parsing, report, workspace
-from upgrade_check.model import UsageError
+from scripts.upgrade_check import check, parsing, report, workspace
+from scripts.upgrade_check.model import UsageError
 
 DEFAULT_BRANCH = "airflow3-safe-fixes"
 
@@ -54,7 +54,7 @@ def run_fix(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    main_parser = argparse.ArgumentParser(prog="python -m upgrade_check", description=__doc__)
+    main_parser = argparse.ArgumentParser(prog="python -m scripts.upgrade_check", description=__doc__)
     commands = main_parser.add_subparsers(dest="command", required=True)
     check_parser = commands.add_parser("check", help="write the upgrade report for an Airflow 2 repository")
     check_parser.add_argument("--src", default="", help="the old repository, its dags/ folder or one DAG file")

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from upgrade_check.lint import ruff_check, ruff_json
+from scripts.upgrade_check.lint import ruff_check, ruff_json
 
 NOT_CONVERGED = re.compile(r"Failed to converge after \d+ iterations.*?quoting the contents of `([^`]+)`", re.DOTALL)
 LEFTOVER_PASSES = 5

@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from upgrade_check.model import Finding, UsageError
+from scripts.upgrade_check.model import Finding, UsageError
 
 BLOCKING_RULES = ("AIR301", "AIR302", "AIR303", "AIR304")
 ADVISORY_RULES = ("AIR311", "AIR312", "AIR321")

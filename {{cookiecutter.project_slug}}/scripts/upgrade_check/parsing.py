@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from upgrade_check import parse_child
-from upgrade_check.model import ParseResult, blocking_message
+from scripts.upgrade_check import parse_child
+from scripts.upgrade_check.model import ParseResult, blocking_message
 
 KILL_GRACE_SECONDS = 5
 PRELOAD_VARIABLE = "UPGRADE_CHECK_PRELOAD"  # read by preload.py, in the fork server
@@ -109,7 +109,7 @@ def parse_files(jobs: list[ParseJob], timeout: float, workers: int, pre_imports:
     """Parse every job's file, `workers` at a time; the caller has put Airflow's settings into os.environ."""
     os.environ[PRELOAD_VARIABLE] = ",".join(pre_imports)
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["upgrade_check.preload"])
+    context.set_forkserver_preload(["scripts.upgrade_check.preload"])
     waiting, running, results = deque(jobs), [], {}
     try:
         while waiting or running:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from upgrade_check.model import Finding
-from upgrade_check.templates import LOGICAL_DATE_KEYS, REMOVED_KEYS, context_names, looks_like_template
+from scripts.upgrade_check.model import Finding
+from scripts.upgrade_check.templates import LOGICAL_DATE_KEYS, REMOVED_KEYS, context_names, looks_like_template
 
 SESSION_HELPERS = frozenset({"create_session", "provide_session", "create_session_async"})
 ORM_MODELS = frozenset(

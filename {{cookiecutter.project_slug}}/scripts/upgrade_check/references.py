@@ -14,7 +14,7 @@ import json
 import re
 from pathlib import Path
 
-from upgrade_check.patterns import call_name
+from scripts.upgrade_check.patterns import call_name
 
 # Names in .env files that hold a connection: AIRFLOW_CONN_<ID>, which Airflow reads as id <id>.
 CONNECTION_VARIABLE = re.compile(r"^\s*(?:export\s+)?AIRFLOW_CONN_([A-Z0-9_]+)\s*=", re.MULTILINE)

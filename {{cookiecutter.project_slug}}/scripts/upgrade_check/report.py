@@ -7,8 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from upgrade_check.config import ConfigReport
-from upgrade_check.model import Finding, ParseResult
+from scripts.upgrade_check.config import ConfigReport
+from scripts.upgrade_check.model import Finding, ParseResult
 
 CLEAN, AUTO_FIX, MANUAL = "clean", "auto-fix", "manual"
 STATUS_TEXT = {

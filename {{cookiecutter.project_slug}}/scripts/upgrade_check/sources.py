@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from upgrade_check.model import UsageError
+from scripts.upgrade_check.model import UsageError
 
 # Folders that hold no code of the team's: version control, environments, caches, build output.
 SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules", "site-packages", "venv", "env", "build", "dist", "logs"})

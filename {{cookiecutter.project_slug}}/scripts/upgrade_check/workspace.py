@@ -13,9 +13,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from upgrade_check import lint, sources
-from upgrade_check.fixes import FixOutcome, apply_safe_fixes
-from upgrade_check.model import UsageError
+from scripts.upgrade_check import lint, sources
+from scripts.upgrade_check.fixes import FixOutcome, apply_safe_fixes
+from scripts.upgrade_check.model import UsageError
 
 COMMIT_MESSAGE = "Apply ruff's safe Airflow 3 fixes (make upgrade-fix)"
 IGNORED_IN_COPY = shutil.ignore_patterns(".venv", "venv", "node_modules", "__pycache__", "*.pyc")
