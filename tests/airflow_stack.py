@@ -52,7 +52,7 @@ class RestClient:
             with urllib.request.urlopen(request, timeout=120) as response:
                 payload = response.read()
         except urllib.error.HTTPError as error:
-            raise AssertionError(f"{method} {path} answered HTTP {error.code}: {error.read()[:500]!r}") from None
+            raise HTTPStatusError(method, path, error.code, error.read()[:500]) from None
         return json.loads(payload) if payload else {}
 
     def log_in(self, password_file: Path) -> None:
@@ -138,6 +138,14 @@ def lock_errors(folder: Path) -> list[str]:
     return [
         str(path) for path in folder.rglob("*") if path.is_file() and LOCK_ERROR in path.read_text(errors="replace")
     ]
+
+
+class HTTPStatusError(AssertionError):
+    """An API answer outside 2xx: fails a test with the body, and tells access tests the status."""
+
+    def __init__(self, method: str, path: str, code: int, body: bytes) -> None:
+        super().__init__(f"{method} {path} answered HTTP {code}: {body!r}")
+        self.code = code
 
 
 @dataclass

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 import yaml
-from airflow_stack import AirflowStack
+from airflow_stack import AirflowStack, HTTPStatusError
 from conftest import BakedProject, airflow_env, project_venv, read_env_file, run
 from services import free_port, postgres_server
 
@@ -88,7 +88,7 @@ class Deployment:
 def http_status(call) -> int:
     try:
         call()
-    except urllib.error.HTTPError as error:
+    except (urllib.error.HTTPError, HTTPStatusError) as error:
         return error.code
     return 200
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from airflow_stack import AirflowStack
+from airflow_stack import AirflowStack, HTTPStatusError
 from conftest import airflow_env, project_venv, run
 from services import free_port, postgres_server
 
@@ -194,7 +194,7 @@ def signed_in(stack: AirflowStack, username: str) -> AirflowStack:
 def status(call) -> int:
     try:
         call()
-    except urllib.error.HTTPError as error:
+    except (urllib.error.HTTPError, HTTPStatusError) as error:
         return error.code
     return 200
 

@@ -85,6 +85,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from {SLUG}.dag_defaults import daily_intervals, default_args
+from {SLUG}.run_dates import data_window
 
 
 @dag(
@@ -97,8 +98,9 @@ from {SLUG}.dag_defaults import daily_intervals, default_args
 )
 def team_exports():
     @task(pool="team_exports")
-    def export(data_interval_start=None) -> str:
-        return f"exported {{data_interval_start}}"
+    def export(dag_run=None) -> str:
+        # The documented rule: a run triggered without a logical date has no data interval.
+        return f"exported {{data_window(dag_run).start}}"
 
     export()
 
@@ -377,7 +379,9 @@ def test_team_overrides_reach_make_and_docker_compose(story):
         env={**story.env, "DOCKER_HOST": "unix:///nonexistent/docker.sock"},
     )
     services = json.loads(compose.stdout)["services"]
-    airflow_services = [service for service in services.values() if service.get("image", "").startswith(SLUG)]
+    # Every service that runs Airflow (the stand-in APIs share the image but not Airflow's settings).
+    runs_airflow = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+    airflow_services = [service for service in services.values() if runs_airflow in service.get("environment", {})]
     assert airflow_services and all(service["environment"][name] == value for service in airflow_services)
 
 

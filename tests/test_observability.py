@@ -47,6 +47,11 @@ STATSD_TYPES = {"c": "counter", "g": "gauge", "ms": "observer", "h": "observer",
 # ── Reading the monitoring files ──────────────────────────────────────────────────────────────
 
 
+def last_json_line(stdout: str):
+    # Airflow may log a warning to stdout before the probe prints its answer, its last line.
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
 def alert_rules(project: BakedProject) -> list[dict]:
     groups = yaml.safe_load(project.read(RULES))["groups"]
     return [rule for group in groups for rule in group["rules"]]
@@ -304,7 +309,7 @@ def test_mapping_allow_list_and_airflow_registry_agree(baked):
     project = baked("local")
     venv = project_venv(project)
     env = {**os.environ, "AIRFLOW_CONFIG": str(project.path / "config" / "airflow.cfg")}
-    probe = json.loads(run([str(venv / "bin" / "python"), "-c", REGISTRY_PROBE], project.path, env).stdout)
+    probe = last_json_line(run([str(venv / "bin" / "python"), "-c", REGISTRY_PROBE], project.path, env).stdout)
     allowed = {name for name, passes in probe["allowed"].items() if passes}
     mapped = set()
     for rule in mappings(project):
@@ -488,7 +493,7 @@ def test_every_cli_command_the_runbooks_cite_exists(baked, tmp_path):
         timeout=300,
         check=True,
     )
-    *cited, mark_success, do_pickle = json.loads(result.stdout)
+    *cited, mark_success, do_pickle = last_json_line(result.stdout)
     for checked in cited:
         command = "airflow " + " ".join(checked["args"])
         assert checked["path"] and checked["leaf"], f"{command}: no such command in Airflow's CLI"

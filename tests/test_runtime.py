@@ -15,6 +15,8 @@ The LocalExecutor end to end, through the project's own `make run`, is in test_f
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 import os
 import re
 import shlex
@@ -105,13 +107,17 @@ def compose_stack(project: BakedProject, home: Path, test_env: dict[str, str] | 
         ports["stand-in-apis"] = free_port()
         create_warehouse_role(urls["airflow"])
         world = ComposeWorld(project.path, home, ports)
-        # env_file (the overrides, then .env), then the service's environment, as compose layers them.
-        base = airflow_env(project.path, venv, home) | env_file(project.path / "config" / "airflow.overrides.env")
+        # The project's own auth manager, as compose runs it (airflow_env picks SimpleAuthManager, as make run does).
+        base = airflow_env(project.path, venv, home)
+        del base["AIRFLOW__CORE__AUTH_MANAGER"]
         # The api-server's published port, "127.0.0.1:8080:8080", is a loopback port here.
         base |= {"AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(ports["api-server"])}
 
         def env_of(name: str) -> dict[str, str]:
-            return base | world.environment(services[name]) | (test_env or {})
+            # The service's env_files in order, then its environment, as compose layers them.
+            files = [env_file(project.path / path) for path in services[name].get("env_file", [])]
+            from_files = functools.reduce(operator.or_, files, {})
+            return base | from_files | world.environment(services[name]) | (test_env or {})
 
         stack = AirflowStack(project, venv, home, env_of("scheduler"), port=ports["api-server"])
         try:
@@ -134,7 +140,10 @@ def compose_stack(project: BakedProject, home: Path, test_env: dict[str, str] | 
             assert result.returncode == 0, f"{shlex.join(init)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
             for name in ("api-server", "scheduler", "dag-processor", "triggerer", "worker"):
                 stack.start(name, *services[name]["command"].split(), env=env_of(name))
-            stack.wait_until_serving(timeout=600)
+            stack.wait_until_serving(timeout=600, sign_in=False)
+            admin = env_file(project.path / ".env.auth")
+            credentials = {"username": admin["AIRFLOW_ADMIN_USERNAME"], "password": admin["AIRFLOW_ADMIN_PASSWORD"]}
+            stack.token = stack.request("POST", "/auth/token", credentials)["access_token"]
             yield stack
         finally:
             stack.stop_all()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from scripts.upgrade_check.model import ParseResult, blocking_message
 KILL_GRACE_SECONDS = 5
 PRELOAD_VARIABLE = "UPGRADE_CHECK_PRELOAD"  # read by preload.py, in the fork server
 TIMEOUT_MARKER = "DagBag import timeout"
+PROJECT_PLUGINS = str(Path(__file__).resolve().parents[2] / "plugins")
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,10 @@ def collect(running: Running, ready: set, timeout: float, results: dict[str, Par
 def parse_files(jobs: list[ParseJob], timeout: float, workers: int, pre_imports: list[str]) -> dict[str, ParseResult]:
     """Parse every job's file, `workers` at a time; the caller has put Airflow's settings into os.environ."""
     os.environ[PRELOAD_VARIABLE] = ",".join(pre_imports)
+    # This project's airflow.cfg names classes in its own plugin package (the XCom backend): the
+    # fork server, which inherits sys.path, must import them as Airflow's plugin loading would.
+    if PROJECT_PLUGINS not in sys.path:
+        sys.path.append(PROJECT_PLUGINS)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["scripts.upgrade_check.preload"])
     waiting, running, results = deque(jobs), [], {}
