@@ -261,11 +261,23 @@ def test_task_logs_outlive_the_worker_through_the_helm_values_remote_logging(bak
             assert stack.wait_for_run("example_safe_taskflow", run_id) == "success", stack.task_instances(
                 "example_safe_taskflow", run_id
             )
-            keys = [item["Key"] for item in s3.list_objects_v2(Bucket=LOG_BUCKET, Prefix="logs/").get("Contents", [])]
-            uploaded = [key for key in keys if f"run_id={run_id}/task_id=report/" in key]
+            # The task's supervisor uploads the log after it has reported the task's state, so the
+            # run can be "success" a moment before the upload lands: wait for it, not for a time.
+            deadline = time.monotonic() + 180
+            while True:
+                listing = s3.list_objects_v2(Bucket=LOG_BUCKET, Prefix="logs/").get("Contents", [])
+                keys = [item["Key"] for item in listing]
+                uploaded = [key for key in keys if f"run_id={run_id}/task_id=report/" in key]
+                if uploaded or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
             assert uploaded, keys
             assert "orders, revenue" in s3.get_object(Bucket=LOG_BUCKET, Key=uploaded[0])["Body"].read().decode()
-            local = [path for path in (home / "logs").rglob("*.log") if f"run_id={run_id}" in str(path)]
+            while True:  # the supervisor deletes its copy right after the upload
+                local = [path for path in (home / "logs").rglob("*.log") if f"run_id={run_id}" in str(path)]
+                if not local or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
             assert local == [], "delete_local_logs: once uploaded, the worker's copy is gone"
             quoted = urllib.request.quote(run_id, safe="")
             served = stack.request(
