@@ -148,6 +148,15 @@ class HTTPStatusError(AssertionError):
         self.code = code
 
 
+def http_status(call) -> int:
+    """The HTTP status `call` met: 200 if it returned, else the status of the error it raised."""
+    try:
+        call()
+    except (urllib.error.HTTPError, HTTPStatusError) as error:
+        return error.code
+    return 200
+
+
 @dataclass
 class AirflowStack(RestClient):
     project: BakedProject

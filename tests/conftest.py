@@ -153,9 +153,9 @@ def project_venv(project: BakedProject) -> Path:
 
 
 def read_env_file(project: Path, name: str = ".env") -> dict[str, str]:
-    """The variables in a baked project's .env or .env.auth (the secrets the post-gen hook wrote)."""
+    """The variables in one of a baked project's env files: .env, .env.auth, config/airflow.overrides.env."""
     lines = (project / name).read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
 
 
 def airflow_env(project: Path, venv: Path, home: Path) -> dict[str, str]:

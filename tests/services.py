@@ -43,6 +43,15 @@ def stop_process_group(process: subprocess.Popen, grace: float = 20) -> None:
     process.wait(timeout=grace)
 
 
+def poll(probe, what: str, timeout: float = 120, interval: float = 1):
+    """Call `probe` until it returns something true, and return that; fail naming `what` at the timeout."""
+    deadline = time.monotonic() + timeout
+    while not (result := probe()):
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(interval)
+    return result
+
+
 def wait_for_url(
     url: str, process: subprocess.Popen, timeout: float, exited: Callable[[], str], interval: float = 1
 ) -> str:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import urllib.error
 from dataclasses import dataclass
 
 import pytest
 import yaml
-from airflow_stack import AirflowStack, HTTPStatusError
+from airflow_stack import AirflowStack, http_status
 from conftest import BakedProject, airflow_env, project_venv, read_env_file, run
 from services import free_port, postgres_server
 
@@ -83,14 +82,6 @@ class Deployment:
         result = run([python, "-m", module, *args], self.project.path, environ, check=False)
         assert password not in result.stdout + result.stderr, f"{module} printed a password"
         return result
-
-
-def http_status(call) -> int:
-    try:
-        call()
-    except (urllib.error.HTTPError, HTTPStatusError) as error:
-        return error.code
-    return 200
 
 
 @pytest.fixture(scope="module")

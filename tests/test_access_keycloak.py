@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from airflow_stack import AirflowStack, HTTPStatusError
+from airflow_stack import AirflowStack, http_status
 from conftest import airflow_env, project_venv, run
 from services import free_port, postgres_server
 
@@ -191,20 +191,13 @@ def signed_in(stack: AirflowStack, username: str) -> AirflowStack:
     return user
 
 
-def status(call) -> int:
-    try:
-        call()
-    except (urllib.error.HTTPError, HTTPStatusError) as error:
-        return error.code
-    return 200
-
-
 def test_auth_token_exchanges_the_password_at_keycloak(keycloak_airflow):
     stack, keycloak = keycloak_airflow
     signed_in(stack, "vera")
     grants = [form for path, form in keycloak.requests if form.get("grant_type") == ["password"]]
     assert grants and grants[-1]["username"] == ["vera"] and grants[-1]["client_secret"] == [CLIENT_SECRET]
-    assert status(lambda: stack.request("POST", "/auth/token", {"username": "vera", "password": "wrong"})) in (401, 403)
+    wrong = {"username": "vera", "password": "wrong"}
+    assert http_status(lambda: stack.request("POST", "/auth/token", wrong)) in (401, 403)
     assert CLIENT_SECRET not in stack.log("api-server")
 
 
@@ -214,6 +207,6 @@ def test_keycloak_decides_what_a_viewer_may_do(keycloak_airflow):
     dag = viewer.request("GET", "/api/v2/dags/example_safe_taskflow")
     assert dag["dag_id"] == "example_safe_taskflow"
     trigger = f"/api/v2/dags/{dag['dag_id']}/dagRuns"
-    assert status(lambda: viewer.request("POST", trigger, {"logical_date": None})) == 403
+    assert http_status(lambda: viewer.request("POST", trigger, {"logical_date": None})) == 403
     admin = signed_in(stack, "ada")
     assert admin.request("POST", trigger, {"logical_date": None})["state"] == "queued"

@@ -26,7 +26,7 @@ import yaml
 from airflow_stack import airflow_stack
 from conftest import TEMPLATE_DIR, BakedProject, airflow_env, project_venv, run
 from jsonschema import Draft7Validator
-from services import postgres_server, redis_server, stop_process_group
+from services import poll, postgres_server, redis_server, stop_process_group
 from test_deploy import moto_s3
 
 KUBERNETES_VARIANTS = pytest.mark.parametrize("variant", ["kubernetes", "hybrid", "gcp-secrets"])
@@ -261,24 +261,21 @@ def test_task_logs_outlive_the_worker_through_the_helm_values_remote_logging(bak
             assert stack.wait_for_run("example_safe_taskflow", run_id) == "success", stack.task_instances(
                 "example_safe_taskflow", run_id
             )
+
             # The task's supervisor uploads the log after it has reported the task's state, so the
             # run can be "success" a moment before the upload lands: wait for it, not for a time.
-            deadline = time.monotonic() + 180
-            while True:
+            def uploaded_logs() -> list[str]:
                 listing = s3.list_objects_v2(Bucket=LOG_BUCKET, Prefix="logs/").get("Contents", [])
-                keys = [item["Key"] for item in listing]
-                uploaded = [key for key in keys if f"run_id={run_id}/task_id=report/" in key]
-                if uploaded or time.monotonic() > deadline:
-                    break
-                time.sleep(1)
-            assert uploaded, keys
+                return [item["Key"] for item in listing if f"run_id={run_id}/task_id=report/" in item["Key"]]
+
+            def local_logs() -> list[Path]:
+                return [path for path in (home / "logs").rglob("*.log") if f"run_id={run_id}" in str(path)]
+
+            uploaded = poll(uploaded_logs, f"the upload of {run_id}'s report log to s3://{LOG_BUCKET}/logs/", 180)
             assert "orders, revenue" in s3.get_object(Bucket=LOG_BUCKET, Key=uploaded[0])["Body"].read().decode()
-            while True:  # the supervisor deletes its copy right after the upload
-                local = [path for path in (home / "logs").rglob("*.log") if f"run_id={run_id}" in str(path)]
-                if not local or time.monotonic() > deadline:
-                    break
-                time.sleep(1)
-            assert local == [], "delete_local_logs: once uploaded, the worker's copy is gone"
+            # The supervisor deletes its copy right after the upload.
+            poll(lambda: not local_logs(), "the deletion of the worker's copy of the log", 180)
+            assert local_logs() == [], "delete_local_logs: once uploaded, the worker's copy is gone"
             quoted = urllib.request.quote(run_id, safe="")
             served = stack.request(
                 "GET", f"/api/v2/dags/example_safe_taskflow/dagRuns/{quoted}/taskInstances/report/logs/1"

@@ -24,7 +24,6 @@ import socket
 import subprocess
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -32,7 +31,7 @@ import pytest
 import yaml
 from airflow_stack import AirflowStack, airflow_stack
 from conftest import BakedProject, project_venv, run
-from services import free_port, postgres_server
+from services import free_port, poll, postgres_server
 
 RULE_VARIANTS = pytest.mark.parametrize("variant", ["local", "kubernetes"])  # metrics: statsd, otel
 RULES = "monitoring/prometheus/airflow_rules.yaml"
@@ -430,7 +429,7 @@ def test_opentelemetry_metrics_reach_prometheus_under_the_names_the_rules_use(ba
         timeout=120,
         check=True,
     )
-    exported = json.loads(result.stdout.splitlines()[-1])  # Airflow logs to stdout before it
+    exported = last_json_line(result.stdout)
     served = {prometheus_name(name, metric) for name, metric in exported.items()}
     assert served == rule_series(project)
     assert all(metric["attributes"] == ["dag_id"] for metric in exported.values()), "tags travel as labels"
@@ -597,14 +596,6 @@ class Observed:
         environ = {**os.environ, "AIRFLOW_API_URL": self.stack.url, "AIRFLOW_API_TOKEN": self.stack.token, **env}
         python = str(self.stack.venv / "bin" / "python")
         return run([python, "-m", "scripts.dag_health", *args], self.stack.project.path, environ, check=False)
-
-
-def poll(probe, what: str, timeout: float = 120, interval: float = 1):
-    deadline = time.monotonic() + timeout
-    while not (result := probe()):
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
-        time.sleep(interval)
-    return result
 
 
 @pytest.fixture

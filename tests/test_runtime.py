@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import yaml
 from airflow_stack import AirflowStack
-from conftest import BakedProject, airflow_env, project_venv
+from conftest import BakedProject, airflow_env, project_venv, read_env_file
 from services import free_port, postgres_bindir, postgres_server, redis_server, wait_for_url
 
 pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("runtime")]
@@ -83,11 +83,6 @@ def compose_services(project: BakedProject) -> dict[str, dict]:
     return yaml.safe_load(project.read("docker-compose.yaml"))["services"]
 
 
-def env_file(path: Path) -> dict[str, str]:
-    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    return dict(line.split("=", 1) for line in lines)
-
-
 def create_warehouse_role(url: str) -> None:
     """The role compose's warehouse service creates from POSTGRES_USER (trust auth: any password)."""
     sql = "CREATE ROLE warehouse LOGIN; ALTER DATABASE warehouse OWNER TO warehouse;"
@@ -115,7 +110,7 @@ def compose_stack(project: BakedProject, home: Path, test_env: dict[str, str] | 
 
         def env_of(name: str) -> dict[str, str]:
             # The service's env_files in order, then its environment, as compose layers them.
-            files = [env_file(project.path / path) for path in services[name].get("env_file", [])]
+            files = [read_env_file(project.path, path) for path in services[name].get("env_file", [])]
             from_files = functools.reduce(operator.or_, files, {})
             return base | from_files | world.environment(services[name]) | (test_env or {})
 
@@ -141,7 +136,7 @@ def compose_stack(project: BakedProject, home: Path, test_env: dict[str, str] | 
             for name in ("api-server", "scheduler", "dag-processor", "triggerer", "worker"):
                 stack.start(name, *services[name]["command"].split(), env=env_of(name))
             stack.wait_until_serving(timeout=600, sign_in=False)
-            admin = env_file(project.path / ".env.auth")
+            admin = read_env_file(project.path, ".env.auth")
             credentials = {"username": admin["AIRFLOW_ADMIN_USERNAME"], "password": admin["AIRFLOW_ADMIN_PASSWORD"]}
             stack.token = stack.request("POST", "/auth/token", credentials)["access_token"]
             yield stack
