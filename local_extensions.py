@@ -1,4 +1,5 @@
-"""A Jinja extension that refuses template syntax in answers before cookiecutter renders them.
+"""A Jinja extension that refuses template syntax in answers before cookiecutter renders them,
+and hands the pre-gen hook cookiecutter.json's options.
 
 Cookiecutter renders every answer as a Jinja template while it collects them (a default like
 project_slug's is derived from project_name that way), and its Jinja can run Python. So an
@@ -8,7 +9,8 @@ it. Only the template's own defaults in cookiecutter.json may hold template synt
 
 Cookiecutter and cruft both put the template's root on sys.path, which is how
 cookiecutter.json's `_extensions` finds this module. The pre-gen hook checks the same rule on
-answers that are never rendered (typed at a prompt, or replayed).
+answers that are never rendered (typed at a prompt, or replayed), and every choice: it reads the
+options as `template_options`, since it runs from a temporary file away from cookiecutter.json.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from jinja2.ext import Extension
 
 JINJA_DELIMITERS = ("{{", "}}", "{%", "%}", "{#", "#}")
 TEMPLATE_DEFAULTS = json.loads(Path(__file__).with_name("cookiecutter.json").read_text())
+# The public options and their defaults (a choice's default is its list of values).
+TEMPLATE_OPTIONS = {name: default for name, default in TEMPLATE_DEFAULTS.items() if not name.startswith("_")}
 
 
 class UnsafeAnswer(FailedHookException):
@@ -43,6 +47,10 @@ def answer_being_rendered() -> str | None:
 
 
 class AnswerGuard(Extension):
+    def __init__(self, environment) -> None:
+        super().__init__(environment)
+        environment.globals["template_options"] = TEMPLATE_OPTIONS
+
     def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
         field = answer_being_rendered()
         if field is None or source == TEMPLATE_DEFAULTS.get(field):

@@ -3,6 +3,12 @@
 Cookiecutter renders this file, then runs it; a non-zero exit makes it delete the
 half-made project. Answers are read as JSON from a raw string, so no value can
 ever become code here. The checks are plain functions that tests import.
+
+Which answers are choices, yes/no or free text comes from cookiecutter.json itself, so a new
+option or choice is checked without editing this file. Cookiecutter checks a typed or
+--no-input answer against its choices, but a replay file (`cookiecutter --replay`) skips that
+check, and so can an edited .cruft.json: the hook repeats it for every option. The hook runs
+from a temporary file, away from the template, so local_extensions.py hands it the options.
 """
 
 from __future__ import annotations
@@ -13,25 +19,11 @@ import re
 import sys
 import unicodedata
 
-# Airflow 3.3.2 itself runs on 3.10 to 3.14, but its current providers need 3.11 or newer,
-# and the pinned set in constraints.txt is resolved and tested for these versions.
-SUPPORTED_PYTHON = ("3.11", "3.12", "3.13")
-EXECUTORS = ("LocalExecutor", "CeleryExecutor", "KubernetesExecutor", "CeleryKubernetesExecutor")
-# Every choice and its values, as in cookiecutter.json (tests/test_hooks.py keeps them equal).
-# Cookiecutter checks a typed or --no-input answer against its list, but a replay file or an
-# edited .cruft.json skips that check, so the hook repeats it for every choice.
-CHOICES = {
-    "python_version": SUPPORTED_PYTHON,
-    "executor": EXECUTORS,
-    "auth_manager": ("fab", "keycloak"),
-    "alert_chat": ("slack", "email", "none"),
-    "alert_pager": ("pagerduty", "none"),
-    "secrets_backend": ("none", "aws_secrets_manager", "gcp_secret_manager", "hashicorp_vault"),
-    "deploy_target": ("s3", "gcs", "volume", "git_bundle"),
-    "ci_provider": ("github", "gitlab", "none"),
-    "metrics": ("statsd", "otel", "none"),
+# Why a choice list holds what it does, told with an answer outside it.
+CHOICE_REASONS = {
+    # Airflow 3.3 runs on 3.10 to 3.14, but its current providers need 3.11 or newer.
+    "python_version": "the versions constraints.txt is resolved and tested for",
 }
-BOOLEAN_FIELDS = ("include_examples",)
 
 # Names a project package must not take: they would shadow Airflow, the project's own
 # top-level folders (all on sys.path when Airflow parses DAGs) or the test runner.
@@ -44,10 +36,9 @@ SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\Z")
 # The owner shows in the UI and routes alerts, so it stays a short, plain name.
 OWNER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}\Z")
-# Every answer typed as text. Each lands in YAML, TOML, Python and Markdown files, so it must
-# stay one line of printable text: U+2028 or U+0085 would end a YAML string early and add keys.
-FREE_TEXT_FIELDS = ("project_name", "project_slug", "description", "owner_team", "contact_email")
-# Unicode categories that are never part of a one-line name: controls (C0 and C1, U+0085
+# Every answer typed as text lands in YAML, TOML, Python and Markdown files, so it must stay
+# one line of printable text: U+2028 or U+0085 would end a YAML string early and add keys.
+# These Unicode categories are never part of a one-line name: controls (C0 and C1, U+0085
 # included), invisible format characters (bidi overrides), line and paragraph separators,
 # surrogates.
 FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
@@ -81,10 +72,15 @@ def check_free_text(field: str, value: object) -> None:
             )
 
 
-def check_choice(field: str, value: object) -> None:
-    allowed = CHOICES[field]
+def check_choice(field: str, value: object, allowed: list) -> None:
     if value not in allowed:
-        raise InvalidAnswer(field, f"{value!r} is not one of {', '.join(allowed)}")
+        reason = f" ({CHOICE_REASONS[field]})" if field in CHOICE_REASONS else ""
+        raise InvalidAnswer(field, f"{value!r} is not one of {', '.join(map(str, allowed))}{reason}")
+
+
+def check_yes_no(field: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidAnswer(field, f"{value!r} is not true or false (yes or no)")
 
 
 def check_slug(slug: str) -> None:
@@ -111,34 +107,27 @@ def check_owner(owner: str) -> None:
         raise InvalidAnswer("owner_team", f"{owner!r} must be 1-64 letters, digits, spaces, '.', '_' or '-'")
 
 
-def check_python(version: str) -> None:
-    if version not in SUPPORTED_PYTHON:
-        raise InvalidAnswer(
-            "python_version",
-            f"Python {version!r} is not supported by this template's pinned Airflow 3.3.2 set; "
-            f"choose one of {', '.join(SUPPORTED_PYTHON)}",
-        )
-
-
-def validate(answers: dict) -> None:
-    """Raise InvalidAnswer for the first answer that cannot work."""
-    for field in FREE_TEXT_FIELDS:
-        check_free_text(field, answers[field])
+def validate(answers: dict, options: dict) -> None:
+    """Raise InvalidAnswer for the first answer that cannot work; options is cookiecutter.json."""
+    public = {name: default for name, default in options.items() if not name.startswith("_")}
+    for field, default in public.items():
+        value = answers.get(field)
+        if isinstance(default, list):
+            check_choice(field, value, default)
+        elif isinstance(default, bool):
+            check_yes_no(field, value)
+        else:
+            check_free_text(field, value)
     check_slug(answers["project_slug"])
     check_email(answers["contact_email"])
     check_owner(answers["owner_team"])
-    check_python(answers["python_version"])
-    for field in CHOICES:
-        check_choice(field, answers[field])
-    for field in BOOLEAN_FIELDS:
-        if not isinstance(answers[field], bool):
-            raise InvalidAnswer(field, "must be yes or no")
 
 
 def main() -> int:
     answers = json.loads(r"""{{ cookiecutter | tojson }}""")
+    options = json.loads(r"""{{ template_options | tojson }}""")
     try:
-        validate(answers)
+        validate(answers, options)
     except InvalidAnswer as error:
         print(f"ERROR: invalid answer for {error}", file=sys.stderr)
         return 1

@@ -472,7 +472,7 @@ CLI_PROBE = textwrap.dedent(
 )
 
 
-# Airflow 2 commands the guide used, which Airflow 3.3 no longer has: the check must refuse them.
+# Airflow 2 commands that runbooks written for it cite, which Airflow 3.3 no longer has: the check must refuse them.
 GONE_IN_AIRFLOW_3 = [("tasks", "mark-success", "my_dag", "my_task", "2024-01-15"), ("scheduler", "--do-pickle")]
 
 
