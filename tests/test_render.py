@@ -8,7 +8,6 @@ import json
 import re
 import stat
 import tomllib
-from pathlib import Path
 
 import pytest
 import yaml
@@ -44,6 +43,14 @@ BASE_FILES = {
     "deploy/targets.py",
     "deploy/validate.py",
     "docs/access.md",
+    "docs/alerting-and-monitoring.md",
+    "docs/ci.md",
+    "docs/configuration.md",
+    "docs/deploying.md",
+    "docs/layout.md",
+    "docs/running-locally.md",
+    "docs/updating-from-the-template.md",
+    "docs/upgrading-from-airflow-2.md",
     "docs/runbooks/README.md",
     "docs/runbooks/parse-errors.md",
     "docs/runbooks/pool-starvation.md",
@@ -453,7 +460,7 @@ def test_deploy_script_and_bundle_config_follow_the_deploy_target(baked, variant
     assert f"(default: {target})" in help_text and "DEPLOY_TARGET_URI" in help_text and "--dry-run" in help_text
     production = [(project.slug, BUNDLE_CLASSES[target])]
     prefix = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST="
-    documented = [line for line in project.read("README.md").splitlines() if line.startswith(prefix)]
+    documented = [line for line in project.read("docs/deploying.md").splitlines() if line.startswith(prefix)]
     assert [bundle_list(line.removeprefix(prefix).strip("'")) for line in documented] == [production]
     if project.answer("executor") in ("KubernetesExecutor", "CeleryKubernetesExecutor"):
         config_map = yaml.safe_load(project.read("deploy/helm/values.yaml"))["extraConfigMaps"]["airflow-runtime-env"]
@@ -463,15 +470,112 @@ def test_deploy_script_and_bundle_config_follow_the_deploy_target(baked, variant
     assert bundle_list(compose[prefix.rstrip("=")]) == [(project.slug, BUNDLE_CLASSES["volume"])]
 
 
-@pytest.mark.parametrize("variant", ["hybrid", "gcp-secrets"])  # FAB and Keycloak
-def test_readme_tree_lists_every_generated_file(baked, variant):
-    # The generated README's layout section must match what is generated.
+# The tasks the README teaches, in its order: the issue's "five common tasks".
+README_TASKS = [
+    "Adding a DAG",
+    "Adding a connection",
+    "Changing a pool",
+    "Deploying DAGs",
+    "Updating from the template",
+]
+README_MAX_LINES = 220
+MARKDOWN_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def markdown_sections(text: str, level: str) -> list[str]:
+    """The headings of one level ("##", "###"), in order, without their marks."""
+    return [line.removeprefix(level + " ") for line in text.splitlines() if line.startswith(level + " ")]
+
+
+def heading_anchors(text: str) -> set[str]:
+    """The anchors GitHub and GitLab give a page's headings: lower case, punctuation dropped, spaces as dashes."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)  # a "# comment" in a code block is no heading
+    headings = re.findall(r"^#{1,6} (.+)$", text, flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+
+
+def guide_pages(project: BakedProject) -> list[str]:
+    """README.md, docs/ and dags/README.md: the pages that link each other and the project's files."""
+    return sorted(name for name in project.files() if name.endswith(".md") and not name.startswith("tests/"))
+
+
+@ALL_VARIANTS
+def test_readme_opens_with_make_run_and_make_test(baked, variant):
     project = baked(variant)
     readme = project.read("README.md")
-    missing = sorted(
-        name for name in project.files() if name != ".env" and Path(name).name not in readme and name not in readme
-    )
-    assert not missing
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert [line.split()[:2] for line in first_block.splitlines()] == [["make", "run"], ["make", "test"]]
+    assert re.search(r"^run:", project.read("Makefile"), re.M) and re.search(r"^test:", project.read("Makefile"), re.M)
+
+
+@ALL_VARIANTS
+def test_readme_is_a_short_guide_with_the_five_tasks(baked, variant):
+    project = baked(variant)
+    readme = project.read("README.md")
+    assert len(readme.splitlines()) <= README_MAX_LINES, "detail belongs in docs/, linked from the README"
+    tasks = readme.split("\n## Common tasks\n", 1)[1].split("\n## ", 1)[0]
+    assert markdown_sections(tasks, "###") == README_TASKS
+    for task in README_TASKS:
+        recipe = tasks.split(f"### {task}\n", 1)[1].split("\n### ", 1)[0]
+        assert "make " in recipe and MARKDOWN_LINK.search(recipe), f"{task}: the commands, and a link to the detail"
+
+
+@ALL_VARIANTS
+def test_readme_describes_every_top_level_folder_and_who_owns_it(baked, variant):
+    project = baked(variant)
+    readme = project.read("README.md")
+    where = readme.split("\n## What lives where\n", 1)[1].split("\n## ", 1)[0]
+    folders = {path.name + "/" for path in project.path.iterdir() if path.is_dir() and not path.name.startswith(".")}
+    described = {heading.strip("`") for heading in markdown_sections(where, "###")} - {"Top-level files"}
+    assert described == folders
+    for folder in folders:
+        paragraph = where.split(f"### `{folder}`\n", 1)[1].split("\n### ", 1)[0]
+        assert re.search(r"\*\*(yours|shared|the template's)\.?\*\*", paragraph, re.I), f"{folder}: who owns it"
+    others = {path.name for path in project.path.iterdir() if path.name + "/" not in folders} - {"README.md"}
+    assert sorted(name for name in others if f"`{name}" not in where) == [], "every top-level file is described"
+
+
+@ALL_VARIANTS
+def test_every_relative_link_in_the_guide_resolves(baked, variant):
+    # Options make files and sections come and go: every variant, anchors included.
+    project = baked(variant)
+    broken = []
+    for page in guide_pages(project):
+        for target in MARKDOWN_LINK.findall(project.read(page)):
+            if re.match(r"[a-z]+:", target):
+                continue  # https:, mailto:
+            path, _, anchor = target.partition("#")
+            resolved = ((project.path / page).parent / path).resolve() if path else project.path / page
+            if not resolved.exists() or not resolved.is_relative_to(project.path.resolve()):
+                broken.append(f"{page}: {target}")
+            elif anchor and anchor not in heading_anchors(resolved.read_text()):
+                broken.append(f"{page}: {target} (no such heading)")
+    assert broken == []
+
+
+def layout_entries(text: str) -> set[str]:
+    """The paths docs/layout.md describes: each section's folder joined to the names in its table."""
+    entries, folder = set(), None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            heading = line.removeprefix("## ")
+            folder = heading.strip("`") if heading.startswith("`") else ""
+        elif folder is not None and (name := re.match(r"^\| `([^`]+)` \|", line)):
+            entries.add(folder + name[1])
+    return entries
+
+
+def described_by(path: str, entry: str) -> bool:
+    return path.startswith(entry) if entry.endswith("/") else fnmatch.fnmatchcase(path, entry)
+
+
+@ALL_VARIANTS
+def test_layout_page_describes_exactly_the_generated_files(baked, variant):
+    project = baked(variant)
+    entries = layout_entries(project.read("docs/layout.md"))
+    files = project.files()
+    assert sorted(name for name in files if not any(described_by(name, entry) for entry in entries)) == []
+    assert sorted(entry for entry in entries if not any(described_by(name, entry) for name in files)) == []
 
 
 def test_template_repository_itself_is_ruff_clean():

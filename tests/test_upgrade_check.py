@@ -152,7 +152,7 @@ def test_summary_line_and_readme_agree(checked):
     )
     assert result.stdout.rstrip().endswith(line)
     assert line in project.read("upgrade-report/report.md")
-    assert line in project.read("README.md"), "the README shows the report on these fixtures"
+    assert line in project.read("docs/upgrading-from-airflow-2.md"), "the docs show the report on these fixtures"
 
 
 def test_pools_and_connections_to_declare(checked):
