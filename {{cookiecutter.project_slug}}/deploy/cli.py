@@ -138,7 +138,8 @@ def deploy(args: argparse.Namespace, environ: dict[str, str], out: Reporter) -> 
             )
         out.detail("none")
     except PermissionDenied as error:
-        raise DeployError(f"{error}: the deploy user's role lacks this (README: 'Access the tools need')") from None
+        role_help = "docs/access.md: 'Access the tools need'"
+        raise DeployError(f"{error}: the deploy user's role lacks this ({role_help})") from None
     except ApiError as error:
         raise DeployError(str(error)) from None
     print(f"Deployed to {target}: {len(plan.upload)} uploaded, {len(plan.delete)} deleted; every DAG parsed cleanly.")

@@ -12,7 +12,8 @@ DAGS_FOLDER = PROJECT_ROOT / "dags"
 POOLS_FILE = PROJECT_ROOT / "config" / "pools.json"
 PACKAGE = "{{ cookiecutter.project_slug }}"
 DEFAULT_TARGET = "{{ cookiecutter.deploy_target }}"
-# Must equal the "name" of the bundle in [dag_processor] dag_bundle_config_list (README: "Deploying DAGs").
+# Must equal the "name" of the bundle in [dag_processor] dag_bundle_config_list
+# (docs/deploying.md: "The bundle production reads").
 DEFAULT_BUNDLE_NAME = "{{ cookiecutter.project_slug }}"
 
 

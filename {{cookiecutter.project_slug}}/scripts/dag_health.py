@@ -6,7 +6,7 @@
 Per DAG: its runs and task instances by state, failed runs and task instances, run duration
 p50 and p95, and its slowest tasks by p95 duration. Runs count when they were due inside the
 window (run_after); task instances belong to those runs, latest try each. It reads only the
-REST API, never the metadata DB, so any user with read access can run it anywhere (README,
+REST API, never the metadata DB, so any user with read access can run it anywhere (docs/access.md,
 "Access the tools need").
 
 Credentials and the API's address are read as scripts/airflow_api.py describes. Exits 1 with

@@ -6,7 +6,7 @@
 Idempotent: a second run changes nothing. Pools missing from the file are kept unless
 --prune is given (default_pool is never deleted). Credentials and the API's address are read
 as scripts/airflow_api.py describes, and never printed. Standard library only, so it runs on
-any CI runner without Airflow installed. The role it needs: README, "Access the tools need".
+any CI runner without Airflow installed. The role it needs: docs/access.md, "Access the tools need".
 """
 
 from __future__ import annotations
