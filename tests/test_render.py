@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, read_env_file, run
+from helpers import TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, read_env_file, run
 
 ALL_VARIANTS = pytest.mark.parametrize("variant", sorted(VARIANTS))
 EXECUTOR_VARIANTS = pytest.mark.parametrize("variant", ["local", "celery", "kubernetes", "hybrid"])
