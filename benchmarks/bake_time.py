@@ -24,7 +24,7 @@ from cookiecutter.main import cookiecutter
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TEMPLATE_DIR / "tests"))
-from conftest import VARIANTS  # noqa: E402  (the test matrix is the one list of variants)
+from helpers import VARIANTS  # noqa: E402  (the test matrix is the one list of variants)
 
 
 def bake_ms(template: Path, overrides: dict, hooks: bool = True) -> float:

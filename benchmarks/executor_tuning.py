@@ -27,7 +27,7 @@ from pathlib import Path
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TEMPLATE_DIR / "tests"))
 from airflow_stack import airflow_stack  # noqa: E402  (the test suite's stack, so both measure the same thing)
-from conftest import VARIANTS, BakedProject, bake  # noqa: E402
+from helpers import VARIANTS, BakedProject, bake  # noqa: E402
 from services import postgres_server, redis_server  # noqa: E402
 
 BENCH_DAGS = """

@@ -37,7 +37,7 @@ from pathlib import Path
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TEMPLATE_DIR / "tests"))
 from airflow_stack import LOCK_ERROR, MakeRun  # noqa: E402  (the tests' own make run driver)
-from conftest import bake, run  # noqa: E402
+from helpers import bake, run  # noqa: E402
 
 CONNECT_ARGS_MODULE = """
 BUSY_TIMEOUT = {"timeout": 60}

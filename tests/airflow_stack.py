@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from conftest import BakedProject, airflow_env, project_venv, run
+from helpers import BakedProject, airflow_env, project_venv, run
 from services import free_port, stop_process_group
 
 FINISHED = {"success", "failed"}

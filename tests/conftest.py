@@ -1,108 +1,110 @@
-"""Bake projects once per test session and share them: the harness every tier builds on."""
+"""pytest's side of the harness: test tiers, the xdist scheduler, and the session's shared bakes.
+
+The helpers every test imports (bake, run, BakedProject, project_venv...) are in helpers.py.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _pytest.nodeid import coerce_node_id
-from cookiecutter.main import cookiecutter
-from filelock import FileLock
+from helpers import VARIANTS, BakedProject, bake
+from xdist.scheduler import LoadGroupScheduling
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[1]
-TOOLS_BIN = Path(sys.executable).parent
-VENV_CACHE = TEMPLATE_DIR / ".cache" / "venvs"
-OPTIONS = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
-PUBLIC_OPTIONS = {name for name in OPTIONS if not name.startswith("_")}
-SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+# Every test's tier, decided here and nowhere else: a module's tier, or a test's own where a module
+# mixes tiers (keyed by the test function's name, for all its parameters). pyproject.toml describes the tiers.
+TIERS = {
+    "test_render.py": "fast",
+    "test_render_shortcuts.py": "fast",
+    "test_hooks.py": "fast",
+    "test_options.py": "fast",
+    "test_compose.py": "fast",
+    "test_ci.py": "fast",
+    "test_ci.py::test_every_pre_commit_hook_passes_on_the_bake": "project",
+    "test_ci.py::test_pre_commit_hooks_fail_on_planted_faults": "project",
+    "test_ci.py::test_dagbag_hook_runs_make_test_dags_when_dags_or_plugins_change": "project",
+    "test_alert_rules.py": "fast",
+    "test_metrics_config.py": "fast",
+    "test_statsd_mapping.py": "fast",
+    "test_statsd_mapping.py::test_mapping_allow_list_and_airflow_registry_agree": "project",
+    "test_otel.py": "fast",
+    "test_otel.py::test_opentelemetry_metrics_reach_prometheus_under_the_names_the_rules_use": "project",
+    "test_runbooks.py": "fast",
+    "test_runbooks.py::test_every_cli_command_the_runbooks_cite_exists": "project",
+    "test_cruft_update.py": "fast",
+    "test_cruft_update.py::test_project_suite_passes_after_the_update": "project",
+    "test_cruft_update.py::test_project_suite_rejects_a_broken_override": "project",
+    "test_cluster.py": "fast",
+    "test_cluster.py::test_a_misspelt_key_or_a_wrong_type_in_the_values_fails_the_project_suite": "project",
+    "test_cluster.py::test_the_charts_liveness_probe_answers_for_a_worker_on_the_baked_config": "runtime",
+    "test_cluster.py::test_task_logs_outlive_the_worker_through_the_helm_values_remote_logging": "runtime",
+    "test_airflow.py": "project",
+    "test_upgrade_check.py": "project",
+    "test_first_run.py": "runtime",
+    "test_first_run.py::test_demo_bakes_the_default_project_and_runs_a_dag": "project",
+    "test_first_run.py::test_generated_makefile_targets_pass": "project",
+    "test_access_keycloak.py": "runtime",
+    "test_access_keycloak.py::test_the_provider_loads_the_generated_keycloak_settings": "project",
+    "test_access_fab.py": "runtime",
+    "test_deploy.py": "runtime",
+    "test_example_dags.py": "runtime",
+    "test_observability_run.py": "runtime",
+    "test_runtime.py": "runtime",
+}
 
-# Named bakes: every executor, and every other option value at least once.
-VARIANTS: dict[str, dict] = {
-    "local": {"executor": "LocalExecutor"},
-    "celery": {"executor": "CeleryExecutor", "deploy_target": "volume", "ci_provider": "gitlab"},
-    "kubernetes": {"executor": "KubernetesExecutor", "deploy_target": "git_bundle", "metrics": "otel"},
-    "hybrid": {"executor": "CeleryKubernetesExecutor", "deploy_target": "gcs"},
-    "no-examples": {"executor": "CeleryExecutor", "include_examples": False, "ci_provider": "none", "metrics": "none"},
-    "python311": {"python_version": "3.11"},
-    "python313": {"python_version": "3.13"},
-    "email-alerts": {"alert_chat": "email", "alert_pager": "none", "secrets_backend": "aws_secrets_manager"},
-    "no-alerts": {"alert_chat": "none", "alert_pager": "none", "secrets_backend": "hashicorp_vault"},
-    "gcp-secrets": {
-        "executor": "KubernetesExecutor",
-        "secrets_backend": "gcp_secret_manager",
-        "ci_provider": "gitlab",
-        "auth_manager": "keycloak",
-    },
-    # A slug that sorts before "conftest" catches import-order differences in generated tests.
-    "analytics-hub": {"project_name": "Analytics Hub", "owner_team": "BI Team"},
+# Modules whose tests share one module-scoped setup (a deployment, a cruft story, a checked project):
+# each runs whole on one xdist worker, so the setup is made once, not once per worker.
+ONE_WORKER_MODULES = {
+    "test_access_fab.py",
+    "test_access_keycloak.py",
+    "test_cruft_update.py",
+    "test_deploy.py",
+    "test_example_dags.py",
+    "test_first_run.py",
+    "test_runtime.py",
+    "test_upgrade_check.py",
 }
 
 
-@pytest.hookimpl(trylast=True)
+def tier_of(item: pytest.Item) -> str:
+    module = item.path.name
+    test = getattr(item, "originalname", item.name)
+    tier = TIERS.get(f"{module}::{test}") or TIERS.get(module)
+    if tier is None:
+        raise pytest.UsageError(f"{item.nodeid}: its module has no tier; add {module!r} to TIERS in tests/conftest.py")
+    if tier != "fast" or item.get_closest_marker("airflow") is None:
+        return tier
+    raise pytest.UsageError(f"{item.nodeid} installs Airflow (marked airflow), so it cannot be in the fast tier")
+
+
+# First, so that `-m <tier>` selects by the markers added here.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Make `--dist loadgroup` keep each xdist_group on one worker again.
-
-    pytest-xdist 3.8 marks a grouped test by appending "@group" to `item._nodeid`, but pytest 9
-    reads a test's id from `item._id`; without this, a module-scoped Airflow stack is started
-    once per worker instead of once.
-    """
     for item in items:
-        grouped = item.__dict__.pop("_nodeid", None)
-        if grouped and grouped != item.nodeid:
-            item._id = coerce_node_id(grouped)
+        item.add_marker(tier_of(item))
+    collected = {item.path.name for item in items}
+    names = {f"{item.path.name}::{getattr(item, 'originalname', item.name)}" for item in items}
+    stale = [key for key in TIERS if "::" in key and key.split("::")[0] in collected and key not in names]
+    if stale:
+        raise pytest.UsageError(f"TIERS in tests/conftest.py names tests that do not exist: {stale}")
 
 
-def check_overrides(overrides: dict) -> None:
-    # Cookiecutter silently ignores unknown extra_context keys: a typo would test the defaults.
-    unknown = set(overrides) - PUBLIC_OPTIONS
-    if unknown:
-        raise KeyError(f"not options in cookiecutter.json: {sorted(unknown)}")
+class OneWorkerPerModule(LoadGroupScheduling):
+    """`--dist loadgroup` that also keeps each of ONE_WORKER_MODULES whole on one worker.
+
+    The controller knows tests by their ids only. pytest-xdist 3.8 passes an `xdist_group` mark to it
+    by appending "@group" to the id, which pytest 9 no longer lets a plugin change
+    (pytest-dev/pytest-xdist#1386), so the marks group nothing; a module's file name in the id still works.
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        return module if Path(module).name in ONE_WORKER_MODULES else super()._split_scope(nodeid)
 
 
-def bake(output_dir: Path, **overrides) -> Path:
-    check_overrides(overrides)
-    return Path(cookiecutter(str(TEMPLATE_DIR), no_input=True, extra_context=overrides, output_dir=str(output_dir)))
-
-
-def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, timeout: float = 600):
-    result = subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-@dataclass
-class BakedProject:
-    path: Path
-    overrides: dict
-
-    def answer(self, name: str):
-        """The value cookiecutter used: the override, else the default (a choice's first entry)."""
-        default = OPTIONS[name]
-        return self.overrides.get(name, default[0] if isinstance(default, list) else default)
-
-    @property
-    def slug(self) -> str:
-        return self.path.name
-
-    def files(self) -> set[str]:
-        return {str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file()}
-
-    def read(self, relative: str) -> str:
-        return (self.path / relative).read_text()
-
-    def copy_to(self, destination: Path) -> BakedProject:
-        shutil.copytree(self.path, destination / self.slug, symlinks=True)
-        return BakedProject(destination / self.slug, self.overrides)
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> LoadGroupScheduling | None:
+    return OneWorkerPerModule(config, log) if config.getvalue("dist") == "loadgroup" else None
 
 
 @pytest.fixture(scope="session")
@@ -117,59 +119,3 @@ def baked(tmp_path_factory):
         return cache[name]
 
     return get
-
-
-def python_for(version: str) -> str:
-    """The interpreter for a Python version, as uv finds it (PATH, pyenv shims, uv-managed)."""
-    return run([str(TOOLS_BIN / "uv"), "python", "find", version], cwd=TEMPLATE_DIR).stdout.strip()
-
-
-def project_venv(project: BakedProject) -> Path:
-    """A venv with the project's own requirements-dev.txt, built once per distinct set and cached.
-
-    Python 3.11 variants install with plain pip, as the project's README promises works; the
-    others use uv, which resolves the same pins much faster.
-    """
-    version = project.answer("python_version")
-    installer = "pip" if version == "3.11" else "uv"
-    inputs = [project.read(name) for name in ("requirements.txt", "requirements-dev.txt", "constraints.txt")]
-    key = hashlib.sha256("\0".join([version, installer, *inputs]).encode()).hexdigest()[:16]
-    venv = VENV_CACHE / key
-    VENV_CACHE.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(venv) + ".lock"):
-        if not (venv / ".complete").exists():
-            shutil.rmtree(venv, ignore_errors=True)
-            uv = str(TOOLS_BIN / "uv")
-            python = str(venv / "bin" / "python")
-            if installer == "pip":
-                run([python_for(version), "-m", "venv", str(venv)], cwd=project.path)
-                install = [python, "-m", "pip", "install", "--quiet", "-r", "requirements-dev.txt"]
-            else:
-                run([uv, "venv", "--quiet", "--python", python_for(version), str(venv)], cwd=project.path)
-                install = [uv, "pip", "install", "--quiet", "--python", python, "-r", "requirements-dev.txt"]
-            run(install, cwd=project.path, timeout=1500)
-            (venv / ".complete").touch()
-    return venv
-
-
-def read_env_file(project: Path, name: str = ".env") -> dict[str, str]:
-    """The variables in one of a baked project's env files: .env, .env.auth, config/airflow.overrides.env."""
-    lines = (project / name).read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
-
-
-def airflow_env(project: Path, venv: Path, home: Path) -> dict[str, str]:
-    """The environment the project's Makefile gives Airflow, with state kept in `home`."""
-    return {
-        **os.environ,
-        **read_env_file(project),
-        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW_CONFIG": str(project / "config" / "airflow.cfg"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(project / "plugins"),
-        # As in the Makefile's local runs: no remote secrets backend, which would need credentials.
-        "AIRFLOW__SECRETS__BACKEND": "",
-        # As in the Makefile's local runs: SimpleAuthManager, not the production auth manager.
-        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-    }

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import pytest
 import yaml
 from airflow_stack import AirflowStack, http_status
-from conftest import BakedProject, airflow_env, project_venv, read_env_file, run
+from helpers import PROBES, BakedProject, airflow_env, project_venv, read_env_file, run
 from services import free_port, postgres_server
 
-pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("access_fab")]
+pytestmark = pytest.mark.airflow
 
 FAB_TABLES = (
     "ab_user",
@@ -40,15 +40,6 @@ VIEWER = ("vera", "vera-password-123")
 DEPLOYER = ("ci-deploy", "deploy-password-123")
 NEW_ADMIN_PASSWORD = "changed-in-airflow-456"
 BUNDLE = "volume-dags"
-
-DUMP_TABLES = """
-import json, os, sys
-from sqlalchemy import create_engine, text
-engine = create_engine(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-with engine.connect() as connection:
-    print(json.dumps({table: [list(map(str, row)) for row in connection.execute(text(
-        f"SELECT * FROM {table} ORDER BY 1"))] for table in sys.argv[1:]}))
-"""
 
 
 @dataclass
@@ -148,7 +139,7 @@ def deployment(baked, tmp_path_factory) -> Deployment:
             path = f"/auth/fab/v1/users/{username}?update_mask=password"
             stack.request("PATCH", path, {"password": NEW_ADMIN_PASSWORD})
             stack.token = ""
-            dump = [python, "-c", DUMP_TABLES, *FAB_TABLES]
+            dump = [python, str(PROBES / "fab_tables.py"), *FAB_TABLES]
             before = json.loads(run(dump, project.path, env).stdout)
             runs.append(init_job())
             after = json.loads(run(dump, project.path, env).stdout)

@@ -21,32 +21,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from airflow_stack import AirflowStack, http_status
-from conftest import airflow_env, project_venv, run
+from helpers import PROBES, airflow_env, project_venv, run
 from services import free_port, postgres_server
 
-pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("access_keycloak")]
+pytestmark = pytest.mark.airflow
 
 VARIANT = "gcp-secrets"  # auth_manager keycloak, with the Helm values
 CLIENT_SECRET = "keycloak-client-secret-never-printed"
 USERS = {"vera": ("vera-password", "viewer"), "ada": ("ada-password", "admin")}
 READ_SCOPES = {"GET", "LIST", "MENU"}
-
-PROBE = """
-import json, os
-from airflow.configuration import conf
-from airflow.api_fastapi.app import create_auth_manager
-from airflow.providers.keycloak.auth_manager.keycloak_auth_manager import KeycloakAuthManager
-manager = create_auth_manager()
-client = KeycloakAuthManager.get_keycloak_client()
-print(json.dumps({
-    "class": type(manager).__module__ + "." + type(manager).__name__,
-    "server_url": client.connection.base_url,
-    "realm": client.realm_name,
-    "client_id": client.client_id,
-    "secret_matches": conf.get("keycloak_auth_manager", "client_secret") == os.environ["EXPECTED_SECRET"],
-    "login_url": manager.get_url_login(),
-}))
-"""
 
 
 @dataclass
@@ -138,7 +121,8 @@ def test_the_provider_loads_the_generated_keycloak_settings(baked, tmp_path):
     secret_file = tmp_path / "client-secret"
     secret_file.write_text(CLIENT_SECRET)
     env = keycloak_env(project, venv, tmp_path, "https://keycloak.example.com", secret_file)
-    result = run([str(venv / "bin" / "python"), "-c", PROBE], project.path, env | {"EXPECTED_SECRET": CLIENT_SECRET})
+    python, probe = str(venv / "bin" / "python"), str(PROBES / "keycloak_settings.py")
+    result = run([python, probe], project.path, env | {"EXPECTED_SECRET": CLIENT_SECRET})
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["class"] == "airflow.providers.keycloak.auth_manager.keycloak_auth_manager.KeycloakAuthManager"
     assert loaded["server_url"].rstrip("/") == "https://keycloak.example.com"
@@ -148,7 +132,7 @@ def test_the_provider_loads_the_generated_keycloak_settings(baked, tmp_path):
     assert CLIENT_SECRET not in result.stdout + result.stderr
     # Without a client secret, the error names the setting.
     del env["AIRFLOW__KEYCLOAK_AUTH_MANAGER__CLIENT_SECRET_CMD"]
-    failed = run([str(venv / "bin" / "python"), "-c", PROBE], project.path, env | {"EXPECTED_SECRET": ""}, check=False)
+    failed = run([python, probe], project.path, env | {"EXPECTED_SECRET": ""}, check=False)
     assert failed.returncode != 0 and "client_secret" in failed.stderr
 
 

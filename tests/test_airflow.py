@@ -1,6 +1,6 @@
 """Airflow tier: each variant's own pinned install runs a real Airflow 3.3.2.
 
-Each distinct requirements set is installed once into a cached venv (tests/conftest.py).
+Each distinct requirements set is installed once into a cached venv (tests/helpers.py).
 The baked project's DagBag must hold exactly the expected DAGs, its own test suite must
 pass, and the rules that suite enforces must fail when broken.
 """
@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import VARIANTS, BakedProject, airflow_env, project_venv, run
+from helpers import PROBES, VARIANTS, BakedProject, airflow_env, project_venv, run
 
 pytestmark = pytest.mark.airflow
 
@@ -47,23 +47,6 @@ def expected_dag_ids(project: BakedProject) -> set[str]:
     return EXAMPLE_DAG_IDS
 
 
-DAGBAG_PROBE = textwrap.dedent(
-    """
-    import json, sys
-    from airflow.configuration import conf
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.executors.executor_loader import ExecutorLoader
-    bag = DagBag(dag_folder=sys.argv[1])
-    print(json.dumps({
-        "dag_ids": sorted(bag.dag_ids),
-        "import_errors": bag.import_errors,
-        "executors": [type(executor).__name__ for executor in ExecutorLoader.init_executors()],
-        "load_examples": conf.getboolean("core", "load_examples"),
-    }))
-    """
-)
-
-
 def run_project_suite(project: BakedProject, venv: Path, report: Path, check: bool = True, tests: tuple[str, ...] = ()):
     """Run the baked project's own pytest (or just `tests`) with its own venv; return {test id: outcome}."""
     result = run(
@@ -87,7 +70,7 @@ def test_dagbag_holds_the_expected_dags_and_executors(baked, variant, tmp_path):
     project = baked(variant)
     venv = project_venv(project)
     result = run(
-        [str(venv / "bin" / "python"), "-c", DAGBAG_PROBE, str(project.path / "dags")],
+        [str(venv / "bin" / "python"), str(PROBES / "dagbag_summary.py"), str(project.path / "dags")],
         cwd=project.path,
         env=airflow_env(project.path, venv, tmp_path / "airflow-home"),
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import OPTIONS, TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, read_env_file, run
+from helpers import OPTIONS, TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, read_env_file, run
 
 # Hook environments are installed once per machine, from PyPI, and shared by every test run.
 PRE_COMMIT_HOME = TEMPLATE_DIR / ".cache" / "pre-commit"

@@ -24,7 +24,7 @@ import boto3
 import pytest
 import yaml
 from airflow_stack import airflow_stack
-from conftest import TEMPLATE_DIR, BakedProject, airflow_env, project_venv, run
+from helpers import TEMPLATE_DIR, BakedProject, airflow_env, project_venv, run
 from jsonschema import Draft7Validator
 from services import poll, postgres_server, redis_server, stop_process_group
 from test_deploy import moto_s3

@@ -15,7 +15,7 @@ import re
 
 import pytest
 import yaml
-from conftest import OPTIONS, TOOLS_BIN, BakedProject, read_env_file, run
+from helpers import OPTIONS, TOOLS_BIN, BakedProject, read_env_file, run
 
 EXECUTOR_VARIANTS = pytest.mark.parametrize("variant", ["local", "celery", "kubernetes", "hybrid"])
 PYTHON_VARIANTS = pytest.mark.parametrize("variant", ["local", "python311", "python313"])

@@ -20,10 +20,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEMPLATE_DIR, TOOLS_BIN, BakedProject, airflow_env, project_venv, run
 from git_server import GitServer, git_http_server
-
-pytestmark = pytest.mark.xdist_group("cruft_update")
+from helpers import TEMPLATE_DIR, TOOLS_BIN, BakedProject, airflow_env, project_venv, run
 
 CRUFT = str(TOOLS_BIN / "cruft")
 COOKIECUTTER = str(TOOLS_BIN / "cookiecutter")

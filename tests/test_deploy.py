@@ -26,10 +26,10 @@ from pathlib import Path
 import boto3
 import pytest
 from airflow_stack import AirflowStack
-from conftest import TOOLS_BIN, BakedProject, airflow_env, project_venv, run
+from helpers import TOOLS_BIN, BakedProject, airflow_env, project_venv, run
 from services import free_port, postgres_server, stop_process_group, wait_for_url
 
-pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("deploy")]
+pytestmark = pytest.mark.airflow
 
 # deploy_target s3, and the amazon provider (for its secrets backend) that S3DagBundle needs.
 VARIANT = "email-alerts"

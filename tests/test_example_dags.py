@@ -26,10 +26,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE_DIR, BakedProject, airflow_env, project_venv, run
+from helpers import TEMPLATE_DIR, BakedProject, airflow_env, project_venv, run
 from services import CaptureServer, capture_server, free_port, postgres_server, stop_process_group, wait_for_url
 
-pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("example_dags")]
+pytestmark = pytest.mark.airflow
 
 BACKFILL_DATE = "2026-01-01"
 DAG_TEST_RUNS = TEMPLATE_DIR / "tests" / "probes" / "dag_test_runs.py"

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 from airflow_stack import LOCK_ERROR, MakeRun, lock_errors, make_run
-from conftest import TEMPLATE_DIR
+from helpers import TEMPLATE_DIR
 from services import capture_server
 
-pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("first_run")]
+pytestmark = pytest.mark.airflow
 
 BURSTS = 3
 # Sized for a loaded 2-core box: three bursts of every example DAG, on 4 LocalExecutor slots.

@@ -11,7 +11,7 @@ import shutil
 import tomllib
 
 import pytest
-from conftest import OPTIONS, TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, run
+from helpers import OPTIONS, TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, run
 
 
 def load_hook(name: str):

@@ -7,7 +7,7 @@ no variant picks is never rendered by the suite. A new value fails here until a 
 from __future__ import annotations
 
 import pytest
-from conftest import OPTIONS, VARIANTS
+from helpers import OPTIONS, VARIANTS
 
 PUBLIC = {name: default for name, default in OPTIONS.items() if not name.startswith("_")}
 # Every option with a fixed set of answers, and that set: a choice's list, or both booleans.

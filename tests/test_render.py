@@ -11,7 +11,7 @@ import tomllib
 
 import pytest
 import yaml
-from conftest import TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, read_env_file, run
+from helpers import TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, read_env_file, run
 
 ALL_VARIANTS = pytest.mark.parametrize("variant", sorted(VARIANTS))
 EXECUTOR_VARIANTS = pytest.mark.parametrize("variant", ["local", "celery", "kubernetes", "hybrid"])

@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE_DIR
 from cookiecutter.generate import generate_context, generate_file
 from cookiecutter.prompt import prompt_for_config
 from cookiecutter.utils import create_env_with_context, work_in
+from helpers import TEMPLATE_DIR
 from jinja2 import FileSystemLoader
 
 SCRIPT = TEMPLATE_DIR / "scripts" / "copy_without_render.py"

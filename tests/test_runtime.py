@@ -20,9 +20,9 @@ import operator
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
-import textwrap
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -30,10 +30,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import yaml
 from airflow_stack import AirflowStack
-from conftest import BakedProject, airflow_env, project_venv, read_env_file
+from helpers import PROBES, BakedProject, airflow_env, project_venv, read_env_file
 from services import free_port, postgres_bindir, postgres_server, redis_server, wait_for_url
 
-pytestmark = [pytest.mark.airflow, pytest.mark.xdist_group("runtime")]
+pytestmark = pytest.mark.airflow
 
 # Ports the containers listen on, from docker-compose.yaml's own URLs.
 SERVICE_PORTS = {
@@ -144,27 +144,6 @@ def compose_stack(project: BakedProject, home: Path, test_env: dict[str, str] | 
             stack.stop_all()
 
 
-# A task that hangs on its first try only, so a killed worker can be retried to success.
-FAULT_PROBE_DAG = """
-import time
-
-import pendulum
-from airflow.sdk import dag, task
-
-
-@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, tags=["test"],
-     default_args={"owner": "tests", "retries": 1, "retry_delay": 1})
-def fault_probe():
-    @task
-    def hang_on_first_try(ti=None):
-        if ti.try_number == 1:
-            time.sleep(600)
-
-    hang_on_first_try()
-
-
-fault_probe()
-"""
 # Short on purpose: the fault test waits this long for the scheduler to notice the dead worker.
 HEARTBEAT_TIMEOUT = 20
 
@@ -173,7 +152,7 @@ HEARTBEAT_TIMEOUT = 20
 def celery_stack(baked, tmp_path_factory):
     home = tmp_path_factory.mktemp("runtime-celery")
     project = baked("celery").copy_to(home)
-    (project.path / "dags" / "fault_probe.py").write_text(textwrap.dedent(FAULT_PROBE_DAG))
+    shutil.copy(PROBES / "fault_probe.py", project.path / "dags")
     # The fault test's only deviation from compose: a short heartbeat timeout, to keep it quick.
     heartbeat = {
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import airflow_env, project_venv, run
+from helpers import PROBES, airflow_env, last_json_line, project_venv, run
 
 pytestmark = pytest.mark.airflow
 
@@ -47,12 +47,6 @@ IMPORTS = {
     "dags/slow_vendor_check.py": "DagBag import timeout for dags/slow_vendor_check.py after 30.0s",
 }
 SECRETS_IN_OLD_CFG = ("old-cfg-password", "old-webserver-secret")
-DAGBAG_PROBE = (
-    "import json, sys\n"
-    "from airflow.dag_processing.dagbag import DagBag\n"
-    "bag = DagBag(dag_folder=sys.argv[1])\n"
-    "print(json.dumps({'dag_ids': sorted(bag.dag_ids), 'errors': list(bag.import_errors.values())}))\n"
-)
 
 
 def make(project: Path, venv: Path, target: str, *variables: str, check: bool = True):
@@ -106,24 +100,11 @@ def test_every_dag_file_is_imported_by_airflow_with_its_own_result(checked):
     assert report["files"]["plugins/operators/legacy_operator.py"]["parse"] is None, "not a DAG file"
 
 
-BLOCKS_AIRFLOWS_TIMEOUT = """
-import signal
-import time
-
-from airflow.sdk import DAG
-
-# Airflow's own import timeout is a SIGALRM; a file that blocks it must still be stopped.
-signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
-time.sleep(3600)
-dag = DAG(dag_id="never", schedule=None)
-"""
-
-
 def test_a_file_that_defeats_airflows_timeout_is_killed_and_the_rest_reported(checked, tmp_path):
     project, venv, _, _, _ = checked
     dags = tmp_path / "repo" / "dags"
     dags.mkdir(parents=True)
-    (dags / "blocks_alarm.py").write_text(BLOCKS_AIRFLOWS_TIMEOUT)
+    shutil.copy(PROBES / "blocks_alarm.py", dags)
     shutil.copy(project.path / FIXTURES / "dags" / "clean_taskflow.py", dags)
     output = tmp_path / "report"
     make(project.path, venv, "upgrade-check", f"SRC={dags.parent}", f"ARGS=--timeout 20 --output {output}")
@@ -198,8 +179,13 @@ def test_upgrade_fix_makes_the_fixable_files_import_and_leaves_the_rest(checked,
     changed = sorted(name for name in before if after[name] != before[name])
     assert changed == ["dags/partner_feeds.py", "dags/sales_daily.py", "plugins/operators/legacy_operator.py"]
     env = airflow_env(project.path, venv, tmp_path / "airflow-home")
-    probe = run([str(venv / "bin" / "python"), "-c", DAGBAG_PROBE, str(repo / "dags" / "sales_daily.py")], repo, env)
-    assert json.loads(probe.stdout.strip().splitlines()[-1]) == {"dag_ids": ["sales_daily"], "errors": []}
+    probe = run(
+        [str(venv / "bin" / "python"), str(PROBES / "dagbag_summary.py"), str(repo / "dags" / "sales_daily.py")],
+        repo,
+        env,
+    )
+    parsed = last_json_line(probe.stdout)
+    assert (parsed["dag_ids"], parsed["import_errors"]) == (["sales_daily"], {})
 
 
 @pytest.mark.parametrize(
