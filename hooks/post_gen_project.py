@@ -53,7 +53,7 @@ KUBERNETES_FILES = (
     "deploy/k8s/pod_template.yaml",
     "tests/helm_chart_schema.json",
     "tests/test_helm_values.py",
-    "tests/test_kubernetes_manifests.py",
+    "tests/test_task_pods.py",
 )
 # CI for the chosen provider only.
 GITHUB_CI_FILES = (".github/workflows/ci.yml", ".github/workflows/template-update.yml")

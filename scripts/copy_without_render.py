@@ -31,9 +31,12 @@ PROJECT_TEMPLATE = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
 COOKIECUTTER_JSON = TEMPLATE_DIR / "cookiecutter.json"
 JINJA_OPENERS = ("{{", "{%", "{#")
 # Copied verbatim although they hold Jinja syntax: it is Airflow's (the upgrade checker's fix
-# templates and its Airflow 2 fixtures), which rendering would consume. Kept by hand.
+# templates and its Airflow 2 fixtures) or Helm's (the strings the chart's templates hold),
+# which rendering would consume. Kept by hand.
 VERBATIM = (
     "scripts/upgrade_check",
+    "tests/test_helm_values.py",
+    "tests/test_task_pods.py",
     "tests/test_upgrade_*.py",
     "tests/upgrade_fixtures",
 )

@@ -2,7 +2,7 @@
 
 The Apache Airflow chart validates its values against chart/values.schema.json, but only
 below the top level, so a misspelt top-level key passes `helm install` and is ignored. The
-generated tests/test_kubernetes_manifests.py validates deploy/helm/values.yaml against what
+generated tests/test_helm_values.py validates deploy/helm/values.yaml against what
 this script keeps of that schema, with the top level closed to the chart's own keys. Nothing
 of the schema's text is shipped: only key names, types, enums and patterns.
 

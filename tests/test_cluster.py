@@ -139,7 +139,7 @@ def test_a_misspelt_key_or_a_wrong_type_in_the_values_fails_the_project_suite(ba
         .replace("statsd:\n  enabled: false", "statsd:\n  enable: false", 1)
     )
     assert broken.count("exector:") == broken.count('enabled: "false"') == broken.count("enable: false") == 1
-    node = "tests/test_kubernetes_manifests.py::test_values_match_the_charts_schema"
+    node = "tests/test_helm_values.py::test_values_match_the_charts_schema"
     command = [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", node]
     env = airflow_env(project.path, venv, tmp_path / "home")
     assert run(command, project.path, env, check=False).returncode == 0, "the pristine values must pass"

@@ -412,7 +412,7 @@ def test_switching_the_executor_adds_and_removes_the_right_files(story, tmp_path
         "deploy/k8s/pod_template.yaml",
         "tests/helm_chart_schema.json",
         "tests/test_helm_values.py",
-        "tests/test_kubernetes_manifests.py",
+        "tests/test_task_pods.py",
     }
     before = set(git(project, story.env, "ls-files").split())
     for executor, added, removed in (

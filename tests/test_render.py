@@ -91,7 +91,7 @@ BASE_FILES = {
     "tests/alert_contexts.py",
     "tests/conftest.py",
     "tests/local_servers.py",
-    "tests/local_http.py",
+    "tests/resilient_http_runs.py",
     "tests/test_airflow_api.py",
     "tests/test_alerting.py",
     "tests/test_circuit_breaker.py",
@@ -106,9 +106,13 @@ BASE_FILES = {
     "tests/test_incremental.py",
     "tests/test_quality.py",
     "tests/test_resilient_http.py",
+    "tests/test_resilient_http_retries.py",
     "tests/test_run_dates.py",
+    "tests/test_sensors.py",
     "tests/test_sync_pools.py",
+    "tests/test_trigger_connections.py",
     "tests/test_triggers.py",
+    "tests/trigger_runs.py",
     "tests/test_xcom_backend.py",
 }
 EXAMPLE_FILES = {
@@ -142,7 +146,7 @@ KUBERNETES_FILES = {
     "deploy/k8s/pod_template.yaml",
     "tests/helm_chart_schema.json",
     "tests/test_helm_values.py",
-    "tests/test_kubernetes_manifests.py",
+    "tests/test_task_pods.py",
 }
 # FAB's roles as code and the init job that applies them.
 FAB_FILES = {"config/access.yaml", "scripts/init_access.py", "tests/test_access.py"}
@@ -602,8 +606,6 @@ def test_readme_options_table_lists_every_prompt_with_its_default():
 
 # The only module of plugins/ the template fills in; everything else is plain Python.
 SETTINGS_MODULE = "plugins/{{cookiecutter.project_slug}}/project_settings.py"
-# Generated tests that still decide by Jinja (issue 15): each owner turns theirs into plain Python.
-NOT_YET_PLAIN = {"tests/test_config.py", "tests/test_helm_values.py", "tests/test_kubernetes_manifests.py"}
 
 
 def jinja_in_logic(text: str) -> list[str]:
@@ -624,5 +626,4 @@ def test_plugin_and_test_code_is_plain_python_but_the_settings_module():
     verbatim = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())["_copy_without_render"]
     sources = [name for name in sources if not any(fnmatch.fnmatch(name, f"{glob}*") for glob in verbatim)]
     found = {name: tags for name in sources if (tags := jinja_in_logic((project / name).read_text()))}
-    assert set(found) - NOT_YET_PLAIN == {SETTINGS_MODULE}, found
-    assert NOT_YET_PLAIN <= set(found), "plain now: drop it from NOT_YET_PLAIN"
+    assert set(found) == {SETTINGS_MODULE}, found

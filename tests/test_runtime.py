@@ -256,7 +256,7 @@ def test_a_killed_worker_is_detected_and_its_task_retried(celery_stack):
 def test_hybrid_runs_its_celery_side_end_to_end(baked, tmp_path):
     # No cluster here: compose's own stand-in runs LocalExecutor under the name KubernetesExecutor
     # (an executor alias), so the DAG that routes a task there parses and runs; the pod itself is
-    # proven by the project's tests/test_kubernetes_manifests.py against the provider's own loader.
+    # proven by the project's tests/test_task_pods.py against the provider's own loader.
     project = baked("hybrid")
     with compose_stack(project, tmp_path) as stack:
         assert "KubernetesExecutor:LocalExecutor" in stack.env["AIRFLOW__CORE__EXECUTOR"]

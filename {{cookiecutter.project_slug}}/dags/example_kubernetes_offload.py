@@ -3,7 +3,7 @@
 `executor="KubernetesExecutor"` routes a single task. It must name an executor listed in
 [core] executor, or the file fails to parse (tests/test_dag_policy.py checks this).
 Its pod starts from deploy/k8s/pod_template.yaml; `executor_config` asks for more CPU and
-memory than the template gives every task (tests/test_kubernetes_manifests.py checks the merge).
+memory than the template gives every task (tests/test_task_pods.py checks the merge).
 """
 
 from __future__ import annotations

@@ -11,11 +11,13 @@ import json
 import socket
 import ssl
 import threading
+import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -33,22 +35,33 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Request:
     method: str
-    path: str
-    headers: dict[str, str]
+    # The request line's target as sent: a path with its query string, or through a proxy the absolute URL.
+    target: str
+    headers: Message
     body: bytes
 
+    @property
+    def path(self) -> str:
+        return urllib.parse.urlsplit(self.target).path
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return urllib.parse.parse_qs(urllib.parse.urlsplit(self.target).query, keep_blank_values=True)
+
     def json(self) -> Any:
-        return json.loads(self.body)
+        """The body decoded as JSON, or None without a body."""
+        return json.loads(self.body) if self.body else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reply:
-    status: int
-    body: bytes | dict | list = b""
+    status: int = 200
+    body: bytes | dict | list = b""  # bytes as they are, anything else as JSON
     content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
     # Send only the first `truncate_at` bytes of a chunked body, then close: a transfer cut short.
     truncate_at: int | None = None
 
@@ -59,6 +72,8 @@ class Reply:
 # A reply of HOLD keeps the request waiting until the server stops, to provoke a client timeout.
 HOLD = None
 
+Answer = Callable[[Request], Reply | None] | Reply
+
 
 @dataclass
 class Server:
@@ -68,7 +83,7 @@ class Server:
     requests: list[Request] = field(default_factory=list)
     replies: deque[Reply | None] = field(default_factory=deque)
     # When no reply is queued: a function of the request, or this fixed reply.
-    default: Callable[[Request], Reply] | Reply = field(default_factory=lambda: Reply(200, {"ok": True}))
+    default: Answer = field(default_factory=lambda: Reply(200, {"ok": True}))
     released: threading.Event = field(default_factory=threading.Event)
 
     def queue(self, *replies: Reply | None) -> None:
@@ -90,7 +105,7 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            request = Request(self.command, self.path, dict(self.headers), body)
+            request = Request(self.command, self.path, self.headers, body)
             server.requests.append(request)
             reply = server.answer(request)
             if reply is None:
@@ -99,7 +114,8 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
                 return
             data = reply.encoded()
             self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
+            for name, value in {"Content-Type": reply.content_type, **reply.headers}.items():
+                self.send_header(name, value)
             if reply.truncate_at is None:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -120,9 +136,12 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve(tls: ssl.SSLContext | None = None, port: int = 0) -> Iterator[Server]:
-    """A threaded HTTP (or, with ``tls``, HTTPS) server on 127.0.0.1 until the block ends."""
-    state = Server()
+def serve(default: Answer | None = None, *, tls: ssl.SSLContext | None = None, port: int = 0) -> Iterator[Server]:
+    """A threaded HTTP (or, with ``tls``, HTTPS) server on 127.0.0.1 until the block ends.
+
+    ``default`` answers every request no queued reply answers: a fixed Reply, or a function of the Request.
+    """
+    state = Server() if default is None else Server(default=default)
     httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(state))
     if tls is not None:
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)

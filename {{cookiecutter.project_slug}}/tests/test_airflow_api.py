@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from local_http import LocalServer, Reply, Request
 from scripts.airflow_api import (
     AirflowClient,
     ApiError,
@@ -15,6 +14,8 @@ from scripts.airflow_api import (
     RetryPolicy,
     Unreachable,
 )
+
+from local_servers import Reply, Request, serve
 
 TOKEN = "issued.jwt.token"
 
@@ -31,12 +32,12 @@ def ok(request: Request) -> Reply:
 def test_a_password_is_exchanged_for_a_token_that_every_later_request_carries():
     def api(request: Request) -> Reply:
         if request.path == "/auth/token":
-            good = request.body == {"username": "deployer", "password": "s3cret"}
+            good = request.json() == {"username": "deployer", "password": "s3cret"}
             return Reply(201, {"access_token": TOKEN}) if good else Reply(401, {"detail": "Invalid credentials"})
         authorized = request.headers["Authorization"] == f"Bearer {TOKEN}"
         return Reply(200, {"pools": []}) if authorized else Reply(401, {"detail": "Not authenticated"})
 
-    with LocalServer(api) as server:
+    with serve(api) as server:
         environ = {"AIRFLOW_API_URL": server.url, "AIRFLOW_API_USERNAME": "deployer", "AIRFLOW_API_PASSWORD": "s3cret"}
         logged_in = AirflowClient.from_environment(environ)
         assert logged_in.token == TOKEN and logged_in.request("GET", "/api/v2/pools") == {"pools": []}
@@ -49,7 +50,7 @@ def test_a_password_is_exchanged_for_a_token_that_every_later_request_carries():
 
 
 def test_a_pre_issued_token_is_used_as_it_is():
-    with LocalServer(ok) as server:
+    with serve(ok) as server:
         issued = AirflowClient.from_environment({"AIRFLOW_API_URL": server.url, "AIRFLOW_API_TOKEN": TOKEN})
         issued.request("GET", "/api/v2/dags")
     assert [request.path for request in server.requests] == ["/api/v2/dags"]
@@ -86,9 +87,9 @@ def test_https_or_a_loopback_host_is_accepted(url):
 
 @pytest.mark.parametrize(("status", "method"), [(302, "GET"), (307, "POST"), (308, "PATCH")])
 def test_a_redirect_to_another_origin_is_refused_and_the_token_never_leaves(status, method):
-    with LocalServer(ok) as elsewhere:
+    with serve(ok) as elsewhere:
         moved = Reply(status, headers={"Location": f"{elsewhere.url}/collect?from=api"})
-        with LocalServer(lambda request: moved) as api:
+        with serve(lambda request: moved) as api:
             with pytest.raises(RedirectRefused, match="another origin than AIRFLOW_API_URL") as refused:
                 client(api.url).request(method, "/api/v2/pools", {"name": "p"} if method != "GET" else None)
     assert refused.value.status == status
@@ -102,13 +103,13 @@ def test_a_redirect_within_the_origin_is_followed_with_the_token():
             return Reply(301, headers={"Location": "/api/v2/version"})
         return Reply(200, {"version": "3.3.2"})
 
-    with LocalServer(api) as server:
+    with serve(api) as server:
         assert client(server.url + "/old").request("GET", "/api/v2/version") == {"version": "3.3.2"}
     assert [request.headers["Authorization"] for request in server.requests] == [f"Bearer {TOKEN}"] * 2
 
 
 def test_a_loopback_api_is_never_reached_through_a_proxy(monkeypatch):
-    with LocalServer(ok) as proxy, LocalServer(ok) as api:
+    with serve(ok) as proxy, serve(ok) as api:
         monkeypatch.setenv("http_proxy", proxy.url)
         for name in ("no_proxy", "NO_PROXY"):
             monkeypatch.delenv(name, raising=False)
@@ -128,7 +129,7 @@ def flaky(failures: list[Reply]):
 def test_transient_failures_are_retried_with_backoff_and_retry_after():
     sleeps: list[float] = []
     failures = [Reply(503), Reply(502), Reply(429, headers={"Retry-After": "7"}), Reply(504)]
-    with LocalServer(flaky(failures)) as server:
+    with serve(flaky(failures)) as server:
         assert client(server.url, sleeps).request("GET", "/api/v2/pools") == {"done": True}
     assert len(server.requests) == 5
     assert sleeps == [1.0, 2.0, 7.0, 8.0], "doubling, but never sooner than the server's Retry-After"
@@ -136,18 +137,18 @@ def test_transient_failures_are_retried_with_backoff_and_retry_after():
 
 def test_retries_end_with_the_last_error_and_its_status():
     sleeps: list[float] = []
-    with LocalServer(lambda request: Reply(503, {"detail": "starting"})) as server:
+    with serve(lambda request: Reply(503, {"detail": "starting"})) as server:
         with pytest.raises(ApiError, match="HTTP 503 starting") as failed:
             client(server.url, sleeps, retry=RetryPolicy(attempts=3)).request("GET", "/api/v2/pools")
     assert failed.value.status == 503 and len(server.requests) == 3 and sleeps == [1.0, 2.0]
 
 
 def test_a_post_is_only_repeated_when_the_server_did_not_act_on_it():
-    with LocalServer(flaky([Reply(429), Reply(503)])) as server:
+    with serve(flaky([Reply(429), Reply(503)])) as server:
         client(server.url).request("POST", "/api/v2/pools", {"name": "p", "slots": 1})
     assert len(server.requests) == 3
     # A gateway timeout may come after the pool was created: sending it again could fail or duplicate.
-    with LocalServer(flaky([Reply(504)])) as server:
+    with serve(flaky([Reply(504)])) as server:
         with pytest.raises(ApiError) as failed:
             client(server.url).request("POST", "/api/v2/pools", {"name": "p", "slots": 1})
     assert failed.value.status == 504 and len(server.requests) == 1
@@ -164,7 +165,7 @@ def test_a_post_is_only_repeated_when_the_server_did_not_act_on_it():
     ],
 )
 def test_client_errors_are_typed_carry_the_status_and_are_never_retried(status, detail, error):
-    with LocalServer(lambda request: Reply(status, {"detail": detail})) as server:
+    with serve(lambda request: Reply(status, {"detail": detail})) as server:
         with pytest.raises(error) as failed:
             client(server.url).request("GET", "/api/v2/pools/missing")
     assert failed.value.status == status and len(server.requests) == 1
@@ -182,7 +183,7 @@ def test_an_expired_token_is_renewed_once_when_a_password_is_known():
         fresh = request.headers["Authorization"] == "Bearer second"
         return Reply(200, {"dags": []}) if fresh else Reply(401, {"detail": "Token expired"})
 
-    with LocalServer(api) as server:
+    with serve(api) as server:
         environ = {"AIRFLOW_API_URL": server.url, "AIRFLOW_API_USERNAME": "u", "AIRFLOW_API_PASSWORD": "p"}
         renewing = AirflowClient.from_environment(environ)
         assert renewing.request("GET", "/api/v2/dags") == {"dags": []}
@@ -191,7 +192,7 @@ def test_an_expired_token_is_renewed_once_when_a_password_is_known():
 
 def test_an_unreachable_api_is_retried_then_reported_without_a_status():
     sleeps: list[float] = []
-    with LocalServer(ok) as closed:
+    with serve(ok) as closed:
         url = closed.url
     with pytest.raises(Unreachable, match=f"cannot reach {url}") as failed:
         client(url, sleeps).request("GET", "/api/v2/version")
@@ -210,7 +211,7 @@ def test_pages_follow_offsets_to_total_entries_or_the_cursor():
         offset = int(request.query["offset"][0])
         return Reply(200, {"pools": pools[offset : offset + limit], "total_entries": len(pools)})
 
-    with LocalServer(api) as server:
+    with serve(api) as server:
         by_offset = list(client(server.url).paged("/api/v2/pools", "pools", {"name_pattern": "p"}))
         offsets = [request.query["offset"] for request in server.requests]
         server.requests.clear()
@@ -221,6 +222,6 @@ def test_pages_follow_offsets_to_total_entries_or_the_cursor():
 
 
 def test_an_answer_that_is_not_the_api_is_named_as_such():
-    with LocalServer(lambda request: Reply(200, {"unexpected": True})) as server:
+    with serve(lambda request: Reply(200, {"unexpected": True})) as server:
         with pytest.raises(ApiError, match="without a list of 'pools'.*AIRFLOW_API_URL"):
             list(client(server.url).paged("/api/v2/pools", "pools"))

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from local_http import LocalServer, Reply, Request
 from scripts import airflow_api, dag_health
+
+from local_servers import Reply, Request, Server, serve
 
 TOKEN = "header.payload.signature"
 PASSWORD = "correct horse"
@@ -44,7 +45,7 @@ TASK_INSTANCES = [
 def rest_api(request: Request) -> Reply:
     """/auth/token, and the dagRuns and taskInstances collections with the API's cursor pagination."""
     if request.method == "POST":
-        good = request.path == "/auth/token" and request.body == {"username": "admin", "password": PASSWORD}
+        good = request.path == "/auth/token" and request.json() == {"username": "admin", "password": PASSWORD}
         return Reply(201, {"access_token": TOKEN}) if good else Reply(401, {"detail": "Invalid credentials"})
     if "Authorization" not in request.headers:
         return Reply(401, {"detail": "Not authenticated"})
@@ -58,16 +59,16 @@ def rest_api(request: Request) -> Reply:
 
 
 @pytest.fixture
-def api() -> Iterator[LocalServer]:
-    with LocalServer(rest_api) as server:
+def api() -> Iterator[Server]:
+    with serve(rest_api) as server:
         yield server
 
 
-def environ(api: LocalServer, **extra: str) -> dict[str, str]:
+def environ(api: Server, **extra: str) -> dict[str, str]:
     return {"AIRFLOW_API_URL": api.url, "AIRFLOW_API_TOKEN": TOKEN, **extra}
 
 
-def report(api: LocalServer, capsys, *args: str) -> dict:
+def report(api: Server, capsys, *args: str) -> dict:
     assert dag_health.main(["--json", *args], environ(api)) == 0
     return json.loads(capsys.readouterr().out)
 
@@ -157,7 +158,7 @@ def test_rejected_credentials_fail_with_the_reason(api, capsys, credentials, ans
 
 def test_an_unreachable_api_fails_with_the_reason(capsys, monkeypatch):
     monkeypatch.setattr(airflow_api, "DEFAULT_RETRY", airflow_api.RetryPolicy(attempts=2, first_delay=0))
-    with LocalServer(rest_api) as closed:
+    with serve(rest_api) as closed:
         url = closed.url
     assert dag_health.main([], {"AIRFLOW_API_URL": url, "AIRFLOW_API_TOKEN": TOKEN}) == 1
     error = capsys.readouterr().err
@@ -165,7 +166,7 @@ def test_an_unreachable_api_fails_with_the_reason(capsys, monkeypatch):
 
 
 def test_a_role_without_read_access_is_told_so(capsys):
-    with LocalServer(lambda request: Reply(403, {"detail": "Forbidden"})) as server:
+    with serve(lambda request: Reply(403, {"detail": "Forbidden"})) as server:
         assert dag_health.main([], {"AIRFLOW_API_URL": server.url, "AIRFLOW_API_TOKEN": TOKEN}) == 1
     assert "may not read DAG runs" in capsys.readouterr().err and len(server.requests) == 1
 

@@ -17,8 +17,9 @@ import pytest
 import deploy.cli
 from deploy import DeployError, parse_wait, validate
 from deploy.targets import Target
-from local_http import LocalServer, Reply, Request
 from scripts.airflow_api import AirflowClient, ApiError
+
+from local_servers import Reply, Request, Server, serve
 
 GOOD_DAG = """
 import pendulum
@@ -114,7 +115,7 @@ class ParsingApi:
         return Reply(200, {"content": state["sources"][request.path.rsplit("/", 1)[1]]})
 
 
-def parse_wait_against(server: LocalServer, errors_before=None) -> parse_wait.ParseWait:
+def parse_wait_against(server: Server, errors_before=None) -> parse_wait.ParseWait:
     deployed = validate.Validated({"a.py": b"new a", "b.py": b"new b"}, {"a.py": {"a"}, "b.py": {"b"}})
     client = AirflowClient(server.url, token="t")
     ticks = iter(range(0, 10_000, 3))
@@ -131,7 +132,7 @@ def test_waits_until_every_file_is_parsed_as_deployed():
             {"sources": {"a": "new a", "b": "new b"}},
         ]
     )
-    with LocalServer(api) as server:
+    with serve(api) as server:
         parse_wait_against(server).run(timeout=60)
     assert api.polls == 3
     assert {request.query["bundle_name"][0] for request in server.requests if request.query} == {"bundle"}
@@ -139,10 +140,10 @@ def test_waits_until_every_file_is_parsed_as_deployed():
 
 def test_a_fresh_import_error_ends_the_wait_and_a_stale_one_does_not():
     fresh = ParsingApi([{"sources": {"a": "new a"}, "errors": {"b.py": "2026-01-01T10:05:00Z"}}])
-    with LocalServer(fresh) as server:
+    with serve(fresh) as server:
         parse_wait_against(server, errors_before={"b.py": "2026-01-01T10:00:00Z"}).run(timeout=60)
     stale = ParsingApi([{"sources": {"a": "new a"}, "errors": {"b.py": "2026-01-01T10:00:00Z"}}])
-    with LocalServer(stale) as server, pytest.raises(DeployError, match=r"not parsed these within 30 s:\n  b.py"):
+    with serve(stale) as server, pytest.raises(DeployError, match=r"not parsed these within 30 s:\n  b.py"):
         parse_wait_against(server, errors_before={"b.py": "2026-01-01T10:00:00Z"}).run(timeout=30)
 
 
@@ -153,7 +154,7 @@ def test_waits_for_the_import_errors_of_deleted_files_to_clear():
             {"sources": {"a": "new a", "b": "new b"}},
         ]
     )
-    with LocalServer(api) as server:
+    with serve(api) as server:
         parse_wait_against(server).run(timeout=60)
     assert api.polls == 2
 

@@ -1,4 +1,7 @@
-"""deploy/helm/values.yaml and config/airflow.cfg agree on where metrics, task logs and links go.
+"""deploy/helm/values.yaml: values the chart accepts, holding no secret, agreeing with config/airflow.cfg.
+
+The values are checked against tests/helm_chart_schema.json, derived from the chart's own
+values.schema.json, and agree with airflow.cfg on executors, metrics, task logs and links.
 
 Remote logging is loaded by Airflow's own logging configuration, in a fresh interpreter with the
 environment the chart gives every component and task pod, as each of them loads it at start.
@@ -6,8 +9,8 @@ environment the chart gives every component and task pod, as each of them loads 
 
 from __future__ import annotations
 
-import configparser
 import json
+import math
 import os
 import re
 import shlex
@@ -15,31 +18,36 @@ import subprocess
 import sys
 from urllib.parse import urlsplit
 
+import pytest
 import yaml
 
-from conftest import AIRFLOW_CFG, PROJECT_ROOT
+from conftest import HELM_VALUES, PROJECT_ROOT, airflow_cfg, configured_executors, helm_env_names, helm_values
 
-HELM_VALUES = PROJECT_ROOT / "deploy" / "helm" / "values.yaml"
+HELM_CHART_SCHEMA = PROJECT_ROOT / "tests" / "helm_chart_schema.json"
 # What the chart's templates make of these references (its ports.statsdIngest defaults to 9125).
-CHART_STATSD_SERVICE = {% raw %}'{{ include "airflow.fullname" . }}-statsd'{% endraw %}
-CHART_STATSD_INGEST_PORT = {% raw %}"{{ .Values.ports.statsdIngest }}"{% endraw %}
+CHART_STATSD_SERVICE = '{{ include "airflow.fullname" . }}-statsd'
+CHART_STATSD_INGEST_PORT = "{{ .Values.ports.statsdIngest }}"
 CHART_DEFAULT_STATSD_INGEST_PORT = 9125
-REQUIRED_BASE_URL = {% raw %}r'\{\{ required "([^"]+)" \.Values\.config\.api\.base_url \}\}'{% endraw %}
-
-
-def helm_values() -> dict:
-    return yaml.safe_load(HELM_VALUES.read_text())
+REQUIRED_BASE_URL = r'\{\{ required "([^"]+)" \.Values\.config\.api\.base_url \}\}'
+# Chart values that hold a secret in plain text; each has a ...SecretName counterpart.
+INLINE_SECRET_KEYS = {
+    "apiSecretKey",
+    "brokerUrl",
+    "fernetKey",
+    "jwtSecret",
+    "keytabBase64Content",
+    "metadataConnection",
+    "pass",
+    "password",
+    "resultBackendConnection",
+    "sshKey",
+    "webserverSecretKey",
+}
 
 
 def runtime_env() -> dict[str, str]:
     """The environment every Airflow container and task pod gets from the airflow-runtime-env ConfigMap."""
     return yaml.safe_load(helm_values()["extraConfigMaps"]["airflow-runtime-env"]["data"])
-
-
-def airflow_cfg() -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(AIRFLOW_CFG)
-    return parser
 
 
 def install_command() -> str:
@@ -134,10 +142,11 @@ def test_links_use_the_base_url_the_team_fills_in():
     # Helm's `required` fails the install, naming the value, while it is empty.
     required = re.fullmatch(REQUIRED_BASE_URL, env["AIRFLOW__API__BASE_URL"])
     assert required and "config.api.base_url" in required[1], env["AIRFLOW__API__BASE_URL"]
-{%- if cookiecutter.__uses_celery == "True" %}
 
 
 def test_celery_workers_answer_the_charts_liveness_probe():
+    if "CeleryExecutor" not in configured_executors():
+        pytest.skip("no Celery workers")
     # The chart's probe is `celery inspect ping`, which only remote control answers.
     probe = helm_values()["workers"].get("livenessProbe", {})
     assert probe.get("enabled", True)
@@ -145,4 +154,85 @@ def test_celery_workers_answer_the_charts_liveness_probe():
         assert airflow_cfg().getboolean("celery", "worker_enable_remote_control"), (
             "the chart's liveness probe (celery inspect ping) fails without [celery] worker_enable_remote_control"
         )
-{%- endif %}
+
+
+def test_values_match_the_charts_schema():
+    # The chart ignores a top-level key it does not know, so a misspelling would silently fall
+    # back to the chart's default; a wrong type fails only at `helm upgrade`.
+    from jsonschema import Draft7Validator
+
+    schema = json.loads(HELM_CHART_SCHEMA.read_text())
+    errors = sorted(
+        f"{'.'.join(map(str, error.absolute_path)) or '(top level)'}: {error.message}"
+        for error in Draft7Validator(schema).iter_errors(helm_values())
+    )
+    assert not errors, f"{HELM_VALUES.name} does not fit chart {schema['x-chart-version']}:\n" + "\n".join(errors)
+
+
+def test_the_install_command_names_the_chart_version_the_schema_came_from():
+    installed = re.findall(r"apache-airflow/airflow --version (\S+)", HELM_VALUES.read_text())
+    assert installed == [json.loads(HELM_CHART_SCHEMA.read_text())["x-chart-version"]]
+
+
+def test_helm_deploys_the_executors_airflow_cfg_configures():
+    assert helm_values()["executor"].split(",") == configured_executors()
+
+
+def test_chart_expects_the_airflow_version_the_image_runs():
+    from airflow import __version__ as airflow_version
+
+    # The chart picks components and commands by this version (api-server from 3.0 on).
+    assert helm_values()["airflowVersion"] == airflow_version
+
+
+def test_no_secret_is_written_into_the_values():
+    inline, references = [], {}
+
+    def walk(node: object, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                where = f"{path}.{key}" if path else key
+                if key in INLINE_SECRET_KEYS and value not in (None, "", {}):
+                    inline.append(where)
+                if key.endswith("SecretName"):
+                    references[where] = value
+                walk(value, where)
+
+    values = helm_values()
+    walk(values, "")
+    assert not inline, f"reference a Kubernetes Secret (...SecretName) instead of: {inline}"
+    required = {"fernetKeySecretName", "apiSecretKeySecretName", "jwtSecretName", "data.metadataSecretName"}
+    if "CeleryExecutor" in configured_executors():
+        required.add("data.brokerUrlSecretName")
+    missing = sorted(name for name in required if not references.get(name))
+    assert not missing, f"name the Kubernetes Secret for: {missing}"
+
+
+def test_environment_in_values_sets_only_known_non_secret_options():
+    from airflow.configuration import conf
+
+    def env_name(section: str, option: str) -> str:
+        return f"AIRFLOW__{section.upper().replace('.', '_')}__{option.upper()}"
+
+    known = {
+        env_name(section, option)
+        for section, description in conf.configuration_description.items()
+        for option in description["options"]
+    }
+    sensitive = {env_name(section, option) for section, option in conf.sensitive_config_values}
+    names = {name for name in helm_env_names(helm_values()) if name.startswith("AIRFLOW__")}
+    assert not sorted(names - known), f"options Airflow does not know: {sorted(names - known)}"
+    assert not sorted(names & sensitive), f"put these in a Secret: {sorted(names & sensitive)}"
+
+
+def test_keda_scales_celery_workers_only_when_celery_runs():
+    values, cfg = helm_values(), airflow_cfg()
+    keda = values.get("workers", {}).get("keda", {})
+    uses_celery = "CeleryExecutor" in configured_executors()
+    assert bool(keda.get("enabled")) == uses_celery
+    if uses_celery:
+        # KEDA's query divides queued and running Celery tasks by the chart's copy of this.
+        concurrency = cfg.getint("celery", "worker_concurrency")
+        assert values["config"]["celery"]["worker_concurrency"] == concurrency
+        useful_workers = math.ceil(cfg.getint("core", "parallelism") / concurrency)
+        assert keda["maxReplicaCount"] == useful_workers, "workers beyond [core] parallelism never get a task"

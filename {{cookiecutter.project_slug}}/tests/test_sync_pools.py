@@ -5,8 +5,9 @@ import json
 import pytest
 
 from conftest import POOLS_FILE
-from local_http import LocalServer, Reply, Request
 from scripts import sync_pools
+
+from local_servers import Reply, Request, serve
 
 
 def test_the_projects_pools_file_is_valid():
@@ -65,9 +66,9 @@ class PoolsApi:
             return Reply(204)
         if name == "default_pool" and sorted(request.query.get("update_mask", [])) != ["include_deferred", "slots"]:
             return Reply(400, {"detail": "Only slots and included_deferred can be modified on Default Pool"})
-        settings = {key: value for key, value in request.body.items() if key != "name"}
+        settings = {key: value for key, value in request.json().items() if key != "name"}
         if request.method == "POST":
-            self.pools[request.body["name"]] = settings
+            self.pools[request.json()["name"]] = settings
             return Reply(201, {})
         fields = request.query.get("update_mask") or list(settings)
         self.pools[name].update({field: settings[field] for field in fields})
@@ -82,7 +83,7 @@ def test_a_sync_converges_and_a_second_run_changes_nothing(tmp_path, capsys):
         **{f"old{index}": {"slots": 1, "description": "", "include_deferred": False} for index in range(3)},
     }
     api = PoolsApi(existing)
-    with LocalServer(api) as server:
+    with serve(api) as server:
         environ = {"AIRFLOW_API_URL": server.url, "AIRFLOW_API_TOKEN": "t"}
         assert sync_pools.main(["--pools-file", str(pools_file), "--prune"], environ) == 0
         assert api.pools == {

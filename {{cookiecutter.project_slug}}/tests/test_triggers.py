@@ -1,4 +1,4 @@
-"""HttpConditionTrigger against real local HTTP(S) servers, with a fake clock; and the sensor that defers to it."""
+"""HttpConditionTrigger against a real local HTTP server, with a fake clock: its serialization and its polls."""
 
 from __future__ import annotations
 
@@ -7,35 +7,30 @@ import importlib
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from airflow.sdk.exceptions import (
-    AirflowException,
-    AirflowFailException,
-    AirflowSensorTimeout,
-    AirflowSkipException,
-    TaskDeferred,
-)
 from airflow.sdk.serde import deserialize, serialize
 
-from {{ cookiecutter.project_slug }}.connections import MissingConnectionError
-from {{ cookiecutter.project_slug }}.sensors import HttpConditionSensor
 from {{ cookiecutter.project_slug }}.triggers import HttpConditionTrigger
 
-from local_servers import Certificates, Reply, Server, free_port, make_certificates, serve
-
-START = datetime(2026, 1, 1, tzinfo=UTC)
-READY = {"state": "ready", "rows": 3}
-CONN_ID = "export_api"
-CONN_VARIABLE = "AIRFLOW_CONN_EXPORT_API"
+from local_servers import Reply, Server, free_port, serve
+from trigger_runs import (
+    CONN_ID,
+    CONN_VARIABLE,
+    READY,
+    START,
+    FakeTime,
+    collect_events,
+    export_api,
+    make_trigger,
+    run_trigger,
+)
 
 
 @pytest.fixture
 def api(monkeypatch) -> Iterator[Server]:
-    with serve() as server:
-        server.default = Reply(200, READY)
-        monkeypatch.setenv(CONN_VARIABLE, server.url)
+    with export_api(monkeypatch) as server:
         yield server
 
 
@@ -44,53 +39,6 @@ def closed_port(monkeypatch) -> int:
     port = free_port()
     monkeypatch.setenv(CONN_VARIABLE, f"http://127.0.0.1:{port}")
     return port
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory) -> Certificates:
-    return make_certificates(tmp_path_factory.mktemp("tls"))
-
-
-class FakeTime:
-    """A clock that only moves when the trigger sleeps, so waits take no real time."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def clock(self) -> datetime:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += timedelta(seconds=seconds)
-
-
-def make_trigger(endpoint: str = "exports/2026-01-01", **overrides) -> HttpConditionTrigger:
-    kwargs = {
-        "http_conn_id": CONN_ID,
-        "endpoint": endpoint,
-        "started_at": START,
-        "timeout": 10.0,
-        "poll_interval": 2.0,
-        "json_field": "state",
-        "expected_value": "ready",
-        "request_timeout": 5.0,
-        **overrides,
-    }
-    return HttpConditionTrigger(**kwargs)
-
-
-def run_trigger(trigger: HttpConditionTrigger, fake_time: FakeTime | None = None) -> list[dict]:
-    fake_time = fake_time or FakeTime(START)
-    trigger.clock = fake_time.clock
-    trigger.sleep = fake_time.sleep
-    return asyncio.run(collect_events(trigger))
-
-
-async def collect_events(trigger: HttpConditionTrigger) -> list[dict]:
-    """Every event the trigger yields, as payloads; a single-event trigger yields a list of one."""
-    return [event.payload async for event in trigger.run()]
 
 
 # --- serialization -------------------------------------------------------------------------
@@ -187,7 +135,7 @@ def test_server_coming_up_late_still_succeeds(closed_port):
         async def sleep_then_start_the_server(seconds: float) -> None:
             await fake_time.sleep(seconds)
             if len(fake_time.sleeps) == 2:
-                stack.enter_context(serve(port=closed_port)).default = Reply(200, READY)
+                stack.enter_context(serve(Reply(200, READY), port=closed_port))
 
         trigger = make_trigger()
         trigger.clock = fake_time.clock
@@ -256,142 +204,3 @@ def test_query_strings_stay_out_of_events(api):
 
     assert event["status"] == "timeout"
     assert "key-7a2e" not in event["message"] and "/exports/x?..." in event["message"]
-
-
-# --- the connection's settings in the triggerer -------------------------------------------
-
-
-def test_basic_auth_and_header_extras_are_sent(api, monkeypatch):
-    extra = {"X-Team": "data", "Authorization-Scope": "exports"}
-    connection = {"conn_type": "http", "host": api.url, "login": "user", "password": "pw", "extra": extra}
-    monkeypatch.setenv(CONN_VARIABLE, json.dumps(connection))
-
-    assert run_trigger(make_trigger())[0]["status"] == "success"
-
-    [request] = api.requests
-    assert request.headers["Authorization"] == "Basic dXNlcjpwdw=="
-    assert request.headers["X-Team"] == "data" and request.headers["Authorization-Scope"] == "exports"
-
-
-def test_an_https_connection_is_verified_with_its_ca_bundle(certificates, monkeypatch):
-    with serve(tls=certificates.server_context) as api:
-        api.default = Reply(200, READY)
-        monkeypatch.setenv(CONN_VARIABLE, f"{api.url}?verify={certificates.ca_file}")
-
-        assert run_trigger(make_trigger())[0]["status"] == "success"
-        assert api.paths == ["/exports/2026-01-01"]
-
-
-def test_an_https_server_the_connection_does_not_trust_is_never_ready(certificates, monkeypatch):
-    with serve(tls=certificates.server_context) as api:
-        monkeypatch.setenv(CONN_VARIABLE, api.url)
-
-        [event] = run_trigger(make_trigger(timeout=1.0))
-
-        assert event["status"] == "timeout" and "not reachable (ConnectError)" in event["message"]
-        assert api.requests == []
-
-
-def test_the_proxy_extra_routes_the_polls(monkeypatch):
-    with serve() as proxy:
-        proxy.default = Reply(200, READY)
-        connection = {"conn_type": "http", "host": "http://exports.invalid", "extra": {"proxy": proxy.url}}
-        monkeypatch.setenv(CONN_VARIABLE, json.dumps(connection))
-
-        assert run_trigger(make_trigger())[0]["status"] == "success"
-        assert proxy.paths == ["http://exports.invalid/exports/2026-01-01"]
-
-
-def test_a_malformed_extra_is_an_error_naming_it(monkeypatch):
-    connection = {"conn_type": "http", "host": "http://127.0.0.1:1", "extra": {"verify": 3}}
-    monkeypatch.setenv(CONN_VARIABLE, json.dumps(connection))
-
-    [event] = run_trigger(make_trigger())
-
-    assert event["status"] == "error" and "connection 'export_api': extra 'verify'" in event["message"]
-
-
-# --- the sensor ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sensor() -> HttpConditionSensor:
-    return HttpConditionSensor(
-        task_id="wait_for_export",
-        http_conn_id=CONN_ID,
-        endpoint="exports/{% raw %}{{ run_id }}{% endraw %}",
-        json_field="state",
-        expected_value="ready",
-        poke_interval=30,
-        timeout=timedelta(hours=1),
-    )
-
-
-def test_sensor_defers_at_once_to_a_trigger_holding_only_the_connection_id(sensor, api):
-    sensor.render_template_fields(context={"run_id": "2026-01-01"})
-    before = datetime.now(UTC)
-
-    with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute(context={})
-
-    assert deferred.value.method_name == "execute_complete"
-    trigger = deferred.value.trigger
-    assert isinstance(trigger, HttpConditionTrigger)
-    assert (trigger.http_conn_id, trigger.endpoint) == (CONN_ID, "exports/2026-01-01")
-    assert (trigger.poll_interval, trigger.timeout) == (30.0, 3600.0)
-    assert (trigger.json_field, trigger.expected_value) == ("state", "ready")
-    assert before <= trigger.started_at <= datetime.now(UTC)
-    # The triggerer's own timeout is only a backstop behind the trigger's timeout event.
-    assert deferred.value.timeout > timedelta(hours=1)
-    # Deferring is all execute does: the wait itself has not polled yet.
-    assert api.requests == []
-
-
-def test_the_deferred_trigger_stores_no_secret_of_the_connection(sensor, monkeypatch):
-    # Trigger kwargs are stored in the metadata DB and shown in the UI: only the id may go there.
-    extra = {"Authorization": "Bearer tok-9e1f"}
-    connection = {"conn_type": "http", "host": "https://api.example.com", "login": "u", "password": "pw-2b7c"}
-    monkeypatch.setenv(CONN_VARIABLE, json.dumps({**connection, "extra": extra}))
-
-    with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute(context={})
-
-    _, kwargs = deferred.value.trigger.serialize()
-    stored = json.dumps(serialize(kwargs))
-    assert kwargs["http_conn_id"] == CONN_ID
-    assert "pw-2b7c" not in stored and "tok-9e1f" not in stored and "api.example.com" not in stored
-
-
-def test_sensor_fails_at_once_without_its_connection(sensor, monkeypatch):
-    monkeypatch.delenv(CONN_VARIABLE, raising=False)
-
-    with pytest.raises(MissingConnectionError, match=CONN_VARIABLE):
-        sensor.execute(context={})
-
-
-def test_execute_complete_returns_the_payload(sensor):
-    assert sensor.execute_complete({}, {"status": "success", "payload": READY, "polls": 2}) == READY
-
-
-def test_execute_complete_raises_sensor_timeout_on_timeout(sensor):
-    with pytest.raises(AirflowSensorTimeout, match="did not meet"):
-        sensor.execute_complete({}, {"status": "timeout", "message": "x did not meet the condition"})
-
-
-def test_a_wrong_request_fails_without_retry(sensor):
-    with pytest.raises(AirflowFailException, match="answered 400"):
-        sensor.execute_complete({}, {"status": "error", "message": "x answered 400", "retryable": False})
-
-
-def test_refused_credentials_fail_the_try_and_leave_the_retries(sensor):
-    with pytest.raises(AirflowException, match="answered 401") as failure:
-        sensor.execute_complete({}, {"status": "error", "message": "x answered 401", "retryable": True})
-    assert not isinstance(failure.value, AirflowFailException)
-
-
-def test_soft_fail_turns_a_timeout_into_a_skip(sensor):
-    sensor.soft_fail = True
-    event = {"status": "timeout", "message": "late"}
-
-    with pytest.raises(AirflowSkipException):
-        sensor.resume_execution("execute_complete", {"event": event}, context={})

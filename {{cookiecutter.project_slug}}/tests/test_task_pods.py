@@ -1,73 +1,29 @@
-"""deploy/k8s and deploy/helm: hardened task pods, and Helm values the chart accepts and that agree with airflow.cfg.
+"""deploy/k8s/pod_template.yaml: the task pods the KubernetesExecutor creates from it are hardened.
 
 The pod template is read with the cncf.kubernetes provider's own loader, and task pods are
 built with the same PodGenerator.construct_pod call the KubernetesExecutor makes, so these
-tests see the pods the scheduler would create. The values are checked against
-tests/helm_chart_schema.json, derived from the chart's own values.schema.json.
+tests see the pods the scheduler would create.
 """
 
 from __future__ import annotations
 
-import configparser
-import json
-import math
-import re
 from pathlib import PurePosixPath
 
 import pytest
 import yaml
 
-from conftest import AIRFLOW_CFG, PROJECT_ROOT
+from conftest import DAGS_FOLDER, PROJECT_ROOT, airflow_cfg, configured_executors, helm_env_names, helm_values
 
 POD_TEMPLATE = PROJECT_ROOT / "deploy" / "k8s" / "pod_template.yaml"
-HELM_VALUES = PROJECT_ROOT / "deploy" / "helm" / "values.yaml"
-HELM_CHART_SCHEMA = PROJECT_ROOT / "tests" / "helm_chart_schema.json"
 # The chart renders the pod template as a template; this is the service account its own pod
 # template (files/pod-template-file.kubernetes-helm-yaml) gives task pods.
-CHART_WORKER_SERVICE_ACCOUNT = {% raw %}'{{ include "worker.serviceAccountName" . }}'{% endraw %}
+CHART_WORKER_SERVICE_ACCOUNT = '{{ include "worker.serviceAccountName" . }}'
 
 # The official image: its "airflow" user, and AIRFLOW_HOME=/opt/airflow.
 AIRFLOW_UID = 50000
 DAGS_IN_IMAGE = PurePosixPath("/opt/airflow/dags")
 SCRATCH_PATHS = {PurePosixPath("/tmp"), PurePosixPath("/opt/airflow/logs")}
 TASK_COMMAND = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string", "{}"]
-
-# Chart values that hold a secret in plain text; each has a ...SecretName counterpart.
-INLINE_SECRET_KEYS = {
-    "apiSecretKey",
-    "brokerUrl",
-    "fernetKey",
-    "jwtSecret",
-    "keytabBase64Content",
-    "metadataConnection",
-    "pass",
-    "password",
-    "resultBackendConnection",
-    "sshKey",
-    "webserverSecretKey",
-}
-
-
-def airflow_cfg() -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(AIRFLOW_CFG)
-    return parser
-
-
-def configured_executors() -> list[str]:
-    return [name.strip() for name in airflow_cfg()["core"]["executor"].split(",")]
-
-
-def helm_values() -> dict:
-    return yaml.safe_load(HELM_VALUES.read_text())
-
-
-def helm_env_names(values: dict) -> set[str]:
-    """Environment variable names the values give Airflow's containers."""
-    extra_env = yaml.safe_load(values.get("extraEnv") or "[]")
-    config_maps = values.get("extraConfigMaps", {})
-    from_config_maps = {name for cm in config_maps.values() for name in yaml.safe_load(cm["data"])}
-    return {item["name"] for item in extra_env} | from_config_maps
 
 
 def template_pod():
@@ -124,24 +80,6 @@ def test_template_holds_only_fields_kubernetes_knows():
     from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
 
     assert PodGenerator.serialize_pod(template_pod()) == yaml.safe_load(POD_TEMPLATE.read_text())
-
-
-def test_values_match_the_charts_schema():
-    # The chart ignores a top-level key it does not know, so a misspelling would silently fall
-    # back to the chart's default; a wrong type fails only at `helm upgrade`.
-    from jsonschema import Draft7Validator
-
-    schema = json.loads(HELM_CHART_SCHEMA.read_text())
-    errors = sorted(
-        f"{'.'.join(map(str, error.absolute_path)) or '(top level)'}: {error.message}"
-        for error in Draft7Validator(schema).iter_errors(helm_values())
-    )
-    assert not errors, f"{HELM_VALUES.name} does not fit chart {schema['x-chart-version']}:\n" + "\n".join(errors)
-
-
-def test_the_install_command_names_the_chart_version_the_schema_came_from():
-    installed = re.findall(r"apache-airflow/airflow --version (\S+)", HELM_VALUES.read_text())
-    assert installed == [json.loads(HELM_CHART_SCHEMA.read_text())["x-chart-version"]]
 
 
 def test_task_pods_run_as_the_charts_worker_service_account():
@@ -254,10 +192,13 @@ def test_every_pod_override_merges_onto_the_hardened_template(dag_bag):
         assert container.security_context == template.spec.containers[0].security_context, task_name
         assert writable_paths(container) == SCRATCH_PATHS, task_name
         assert_requests_within_limits(container)
-{%- if cookiecutter.__is_hybrid == "True" and cookiecutter.include_examples %}
 
 
 def test_heavy_task_gets_its_own_resources_and_keeps_the_rest(dag_bag):
+    # The example that offloads a heavy task to a pod comes with the examples of a Celery and Kubernetes project.
+    hybrid = set(configured_executors()) == {"CeleryExecutor", "KubernetesExecutor"}
+    if not (hybrid and any(DAGS_FOLDER.glob("example_*.py"))):
+        pytest.skip("only the examples of a Celery and Kubernetes project offload a task to a pod")
     from airflow.serialization.serialized_objects import DagSerialization
 
     dag = dag_bag.dags["example_kubernetes_offload"]
@@ -268,74 +209,9 @@ def test_heavy_task_gets_its_own_resources_and_keeps_the_rest(dag_bag):
     assert container.args == TASK_COMMAND
     env = {variable.name for variable in container.env}
     assert {"CONNECTION_CHECK_MAX_COUNT", "AIRFLOW_IS_K8S_EXECUTOR_POD"} <= env
-{%- endif %}
-
-
-def test_helm_deploys_the_executors_airflow_cfg_configures():
-    assert helm_values()["executor"].split(",") == configured_executors()
-
-
-def test_chart_expects_the_airflow_version_the_image_runs():
-    from airflow import __version__ as airflow_version
-
-    # The chart picks components and commands by this version (api-server from 3.0 on).
-    assert helm_values()["airflowVersion"] == airflow_version
-
-
-def test_no_secret_is_written_into_the_values():
-    inline, references = [], {}
-
-    def walk(node: object, path: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                where = f"{path}.{key}" if path else key
-                if key in INLINE_SECRET_KEYS and value not in (None, "", {}):
-                    inline.append(where)
-                if key.endswith("SecretName"):
-                    references[where] = value
-                walk(value, where)
-
-    values = helm_values()
-    walk(values, "")
-    assert not inline, f"reference a Kubernetes Secret (...SecretName) instead of: {inline}"
-    required = {"fernetKeySecretName", "apiSecretKeySecretName", "jwtSecretName", "data.metadataSecretName"}
-    if "CeleryExecutor" in configured_executors():
-        required.add("data.brokerUrlSecretName")
-    missing = sorted(name for name in required if not references.get(name))
-    assert not missing, f"name the Kubernetes Secret for: {missing}"
-
-
-def test_environment_in_values_sets_only_known_non_secret_options():
-    from airflow.configuration import conf
-
-    def env_name(section: str, option: str) -> str:
-        return f"AIRFLOW__{section.upper().replace('.', '_')}__{option.upper()}"
-
-    known = {
-        env_name(section, option)
-        for section, description in conf.configuration_description.items()
-        for option in description["options"]
-    }
-    sensitive = {env_name(section, option) for section, option in conf.sensitive_config_values}
-    names = {name for name in helm_env_names(helm_values()) if name.startswith("AIRFLOW__")}
-    assert not sorted(names - known), f"options Airflow does not know: {sorted(names - known)}"
-    assert not sorted(names & sensitive), f"put these in a Secret: {sorted(names & sensitive)}"
 
 
 def test_pod_template_path_comes_from_helm_not_airflow_cfg():
     cfg = airflow_cfg()
     assert not cfg.has_option("kubernetes_executor", "pod_template_file"), "machine paths stay out of airflow.cfg"
     assert "AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE" in helm_env_names(helm_values())
-
-
-def test_keda_scales_celery_workers_only_when_celery_runs():
-    values, cfg = helm_values(), airflow_cfg()
-    keda = values.get("workers", {}).get("keda", {})
-    uses_celery = "CeleryExecutor" in configured_executors()
-    assert bool(keda.get("enabled")) == uses_celery
-    if uses_celery:
-        # KEDA's query divides queued and running Celery tasks by the chart's copy of this.
-        concurrency = cfg.getint("celery", "worker_concurrency")
-        assert values["config"]["celery"]["worker_concurrency"] == concurrency
-        useful_workers = math.ceil(cfg.getint("core", "parallelism") / concurrency)
-        assert keda["maxReplicaCount"] == useful_workers, "workers beyond [core] parallelism never get a task"
