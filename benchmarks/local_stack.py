@@ -151,7 +151,7 @@ def measure(project: Path, option: str, runs: int, minutes: float, drain_timeout
         )
     finally:
         stack.kill_everything()
-        # As root, make run keeps its PostgreSQL under /var/tmp (scripts/run_local.py).
+        # As root, make run keeps its PostgreSQL under /var/tmp (scripts/run_local/postgres.py).
         digest = hashlib.sha256(str(project.resolve()).encode()).hexdigest()[:12]
         shutil.rmtree(Path("/var/tmp") / f"airflow-make-run-{digest}", ignore_errors=True)
     return result

@@ -30,10 +30,12 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 PROJECT_TEMPLATE = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
 COOKIECUTTER_JSON = TEMPLATE_DIR / "cookiecutter.json"
 JINJA_OPENERS = ("{{", "{%", "{#")
-# Copied verbatim although they hold Jinja syntax: it is Airflow's (the upgrade checker's fix
-# templates and its Airflow 2 fixtures) or Helm's (the strings the chart's templates hold),
-# which rendering would consume. Kept by hand.
+# Copied verbatim although they hold Jinja syntax: it is Airflow's (the plugins' task-field
+# templates, the upgrade checker's fix templates and its Airflow 2 fixtures) or Helm's (the
+# strings the chart's templates hold), which rendering would consume. Kept by hand.
 VERBATIM = (
+    "plugins/{{cookiecutter.project_slug}}/quality.py",
+    "plugins/{{cookiecutter.project_slug}}/run_dates.py",
     "scripts/upgrade_check",
     "tests/test_helm_values.py",
     "tests/test_task_pods.py",

@@ -77,7 +77,7 @@ def test_generated_makefile_targets_pass(demo, target):
 
 
 def root_runtime(project: Path) -> Path:
-    """Where scripts/run_local.py keeps the embedded PostgreSQL when it runs as root."""
+    """Where scripts/run_local/postgres.py keeps the embedded PostgreSQL when it runs as root."""
     return Path("/var/tmp") / f"airflow-make-run-{hashlib.sha256(str(project.resolve()).encode()).hexdigest()[:12]}"
 
 

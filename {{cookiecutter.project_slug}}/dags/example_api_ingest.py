@@ -22,6 +22,7 @@ from airflow.sdk import dag, task
 
 from {{ cookiecutter.project_slug }}.dag_defaults import default_args
 from {{ cookiecutter.project_slug }}.resilient_http import ResilientHttpOperator, json_has_keys
+from {{ cookiecutter.project_slug }}.run_dates import RUN_DATE_TEMPLATE
 
 
 @dag(
@@ -37,7 +38,7 @@ def example_api_ingest():
         task_id="fetch_orders",
         http_conn_id="example_api",
         endpoint="orders",
-        data={"date": "{% raw %}{{ (dag_run.logical_date or dag_run.run_after) | ds }}{% endraw %}"},
+        data={"date": RUN_DATE_TEMPLATE},
         headers={"Accept": "application/json"},
         response_check=json_has_keys("records"),
         pool="external_api",

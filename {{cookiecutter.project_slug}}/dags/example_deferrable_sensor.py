@@ -22,6 +22,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from {{ cookiecutter.project_slug }}.dag_defaults import default_args
+from {{ cookiecutter.project_slug }}.run_dates import RUN_DATE_TEMPLATE
 from {{ cookiecutter.project_slug }}.sensors import HttpConditionSensor
 
 
@@ -38,7 +39,7 @@ def example_deferrable_sensor():
         task_id="wait_for_export",
         http_conn_id="example_export_api",
         # A run triggered without a logical date has no ds; every run has run_after.
-        endpoint="exports/{% raw %}{{ (dag_run.logical_date or dag_run.run_after) | ds }}{% endraw %}",
+        endpoint=f"exports/{RUN_DATE_TEMPLATE}",
         json_field="state",
         expected_value="ready",
         poke_interval=30,

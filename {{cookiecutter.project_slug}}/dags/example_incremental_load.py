@@ -24,7 +24,7 @@ from airflow.sdk import dag, task
 from {{ cookiecutter.project_slug }}.connections import requires_connections
 from {{ cookiecutter.project_slug }}.dag_defaults import daily_intervals, default_args
 from {{ cookiecutter.project_slug }}.incremental import replace_partition
-from {{ cookiecutter.project_slug }}.run_dates import data_window
+from {{ cookiecutter.project_slug }}.run_dates import data_window, window_templates
 from {{ cookiecutter.project_slug }}.sample_orders import EXAMPLE_ORDERS, generate_orders
 
 WAREHOUSE_CONN_ID = "warehouse"
@@ -78,16 +78,13 @@ def example_incremental_load():
         return window.as_extra()
 
     window = load_partition()
+    start, end = window_templates("load_partition")
     validate_row_count = SQLCheckOperator(
         task_id="validate_row_count",
         conn_id=WAREHOUSE_CONN_ID,
         retry_on_failure=False,
         # The window the load replaced, from its XCom: SQLCheckOperator templates `sql` but not `parameters`.
-        sql=(
-            f"SELECT COUNT(*) FROM {TABLE} WHERE "
-            {% raw %}"placed_at >= '{{ ti.xcom_pull(task_ids='load_partition')['start'] }}' "
-            "AND placed_at < '{{ ti.xcom_pull(task_ids='load_partition')['end'] }}'"{% endraw %}
-        ),
+        sql=f"SELECT COUNT(*) FROM {TABLE} WHERE placed_at >= '{start}' AND placed_at < '{end}'",
     )
 
     @task(outlets=[EXAMPLE_ORDERS])

@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from {{ cookiecutter.project_slug }}.connections import requires_connections
 from {{ cookiecutter.project_slug }}.dag_defaults import default_args
-from {{ cookiecutter.project_slug }}.quality import QualityCheck, partition_clause, quality_gate
+from {{ cookiecutter.project_slug }}.quality import QualityCheck, partition_clause, pulled_partition_clause, quality_gate
 from {{ cookiecutter.project_slug }}.run_dates import announced_windows
 from {{ cookiecutter.project_slug }}.sample_orders import EXAMPLE_ORDERS
 
@@ -56,7 +56,7 @@ def example_quality_gate():
         table="example_orders",
         checks=CHECKS,
         conn_id=WAREHOUSE_CONN_ID,
-        partition_clause={% raw %}"{{ ti.xcom_pull(task_ids='loaded_partition') }}"{% endraw %},
+        partition_clause=pulled_partition_clause("loaded_partition"),
     )
 
     @task

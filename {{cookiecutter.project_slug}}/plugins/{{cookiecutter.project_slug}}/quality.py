@@ -76,6 +76,11 @@ def partition_clause(column: str, windows: Sequence[Window]) -> str:
     return f"({' OR '.join(ranges)})"
 
 
+def pulled_partition_clause(task_id: str) -> str:
+    """A template rendering the partition clause that task ``task_id`` returned, for quality_gate()."""
+    return "{{ ti.xcom_pull(task_ids='" + task_id + "') }}"
+
+
 def quality_gate(
     *, table: str, checks: Sequence[QualityCheck], conn_id: str, partition_clause: str | None = None, **task_kwargs
 ) -> tuple[SQLTableCheckOperator, WarningTableCheckOperator]:

@@ -11,14 +11,17 @@ take ``dag_run`` and ask here:
   which is the interval a daily_intervals() run scheduled at that midnight covers. So a run
   triggered now, with or without a date, processes yesterday, as the UI's manual runs do.
 
-In Jinja templates, the expression is ``(dag_run.logical_date or dag_run.run_after) | ds``, never ``ds``.
-tests/test_dag_policy.py fails on a template or task that needs a logical date.
+In Jinja templates, the expression is ``(dag_run.logical_date or dag_run.run_after) | ds``, never ``ds``:
+``RUN_DATE_TEMPLATE``. tests/test_dag_policy.py fails on a template or task that needs a logical date.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
+
+# The run's date (YYYY-MM-DD) in a templated task field, with or without a logical date.
+RUN_DATE_TEMPLATE = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 
 
 class Window(NamedTuple):
@@ -41,6 +44,12 @@ class Window(NamedTuple):
         if start.tzinfo is None or end.tzinfo is None or end < start:
             raise ValueError(f"not a window (needs timezone-aware start <= end): {extra!r}")
         return cls(start, end)
+
+
+def window_templates(task_id: str) -> tuple[str, str]:
+    """Templates rendering the start and end of the window that task ``task_id`` returned (as ``Window.as_extra()``)."""
+    pulled = f"ti.xcom_pull(task_ids='{task_id}')"
+    return "{{ " + pulled + "['start'] }}", "{{ " + pulled + "['end'] }}"
 
 
 def run_date(dag_run: Any) -> datetime:

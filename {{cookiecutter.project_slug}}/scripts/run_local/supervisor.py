@@ -1,0 +1,190 @@
+"""Starts make run's processes in order, restarts the ones that exit, and stops them all."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from scripts.run_local.common import PROJECT, Failed, owner_only, say
+from scripts.run_local.components import LOCKED, STOP_GRACE, Component, last_error_line
+from scripts.run_local.postgres import EmbeddedPostgres
+from scripts.run_local.settings import EXAMPLE_STAND_INS
+
+# A component that exits more often than this within the window is not coming back by itself.
+MAX_RESTARTS = 3
+RESTART_WINDOW = 600
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Supervisor:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.home = owner_only(Path(os.environ["AIRFLOW_HOME"]))
+        self.logs = owner_only(self.home / "logs" / "make-run")
+        self.components: list[Component] = []
+        self.env = dict(os.environ)
+        self.url = f"http://{'127.0.0.1' if args.host in ('127.0.0.1', 'localhost') else socket.getfqdn()}:{args.port}"
+
+    def airflow_env(self) -> dict[str, str]:
+        env = self.env
+        env["AIRFLOW__API__HOST"] = self.args.host
+        env["AIRFLOW__API__PORT"] = str(self.args.port)
+        # Alert and UI links point here; tasks report to the execution API on loopback.
+        env.setdefault("AIRFLOW__API__BASE_URL", self.url)
+        env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{self.args.port}/execution/")
+        # Task logs: Airflow chmods them group-writable and world-readable unless told otherwise.
+        env.setdefault("AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS", "0o700")
+        env.setdefault("AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS", "0o600")
+        return env
+
+    def run_once(self, name: str, *args: str) -> str:
+        """Run a one-off step to completion; returns its output, which also goes to its log."""
+        log = self.logs / f"{name}.log"
+        result = subprocess.run(
+            [*args], cwd=PROJECT, env=self.env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
+        with log.open("a") as out:
+            out.write(result.stdout + result.stderr)
+        if result.returncode:
+            raise Failed(f"{name} failed: {last_error_line(log)} (log: {log})")
+        return result.stdout
+
+    def add(self, name: str, command: list[str], restartable: bool = True, user: str | None = None) -> Component:
+        component = Component(name, command, self.env, self.logs / f"{name}.log", restartable, user)
+        component.start()
+        self.components.append(component)
+        return component
+
+    def start(self) -> None:
+        for secret in (self.home / "airflow.db", self.home / "simple_auth_manager_passwords.json.generated"):
+            if secret.exists():
+                secret.chmod(0o600)
+        own_database = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        postgres = EmbeddedPostgres(self.home)
+        postgres.initdb(self.logs / "postgres.log")
+        server = self.add("postgres", postgres.command(), restartable=False, user=postgres.user)
+        postgres.wait_ready(server)
+        postgres.create_databases(*(("airflow", "warehouse") if EXAMPLE_STAND_INS else ("airflow",)))
+        if own_database:
+            say("metadata database: yours (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN is set)")
+        else:
+            self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = postgres.url("airflow")
+            say(f"metadata database: embedded PostgreSQL, socket in {postgres.socket_dir}")
+        self.airflow_env()
+
+        say("migrating the metadata database and importing config/pools.json")
+        self.run_once("db-migrate", "airflow", "db", "migrate")
+        self.run_once("pools-import", "airflow", "pools", "import", "config/pools.json")
+        if EXAMPLE_STAND_INS:
+            self.start_stand_ins(postgres)
+
+        # Task logs are files on this machine, which the api-server reads itself: the scheduler's
+        # and triggerer's log servers, which would listen on every interface, are not needed.
+        self.add("api-server", ["airflow", "api-server"])
+        self.add("scheduler", ["airflow", "scheduler", "--skip-serve-logs"])
+        self.add("dag-processor", ["airflow", "dag-processor"])
+        self.add("triggerer", ["airflow", "triggerer", "--skip-serve-logs"])
+        self.wait_for_api()
+
+    def start_stand_ins(self, postgres: EmbeddedPostgres) -> None:
+        """The examples' stand-in HTTP APIs, and connections to them and to the `warehouse` database."""
+        stand_in_port = self.args.stand_in_port or free_loopback_port()
+        stand_in_url = f"http://127.0.0.1:{stand_in_port}"
+        apis = [sys.executable, "scripts/stand_ins.py", "serve", "--host", "127.0.0.1", "--port", str(stand_in_port)]
+        self.add("stand-in-apis", apis)
+        written = self.run_once(
+            "stand-in-connections",
+            sys.executable,
+            "scripts/stand_ins.py",
+            "connections",
+            "--api-url",
+            stand_in_url,
+            "--warehouse-uri",
+            postgres.url("warehouse", driver="postgres"),
+        )
+        for line in written.splitlines():
+            if line.startswith("connection "):
+                say(line)
+        say(f"examples' stand-ins: APIs on {stand_in_url}, warehouse database `warehouse` (scripts/stand_ins.py)")
+
+    def wait_for_api(self, timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.args.port}/api/v2/version", timeout=5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    message = f"the api-server did not answer within {timeout} s (log: {self.logs}/api-server.log)"
+                    raise Failed(message) from None
+                time.sleep(1)
+        passwords = self.home / "simple_auth_manager_passwords.json.generated"
+        say(f"Airflow is up on {self.url}")
+        if self.args.host in ("127.0.0.1", "localhost"):
+            say("listening on loopback only; `make run API_HOST=0.0.0.0` serves other machines too")
+        else:
+            say(f"WARNING: listening on {self.args.host}: anyone who reaches this machine reaches the login page")
+        say("auth: SimpleAuthManager, for a laptop only (compose and Helm use a real auth manager)")
+        say(f"log in as admin; the password is in {passwords} (owner-only)")
+        say(f"component logs: {self.logs}/; Ctrl-C stops everything")
+
+    def check(self) -> None:
+        """Restart or give up on exited components; explain any lock error once per component."""
+        for component in self.components:
+            self.explain_locks(component)
+            if component.process.poll() is None:
+                continue
+            reason = f"{component.name} exited ({component.exit_description()}): {last_error_line(component.log)}"
+            now = time.monotonic()
+            while component.restarts and now - component.restarts[0] > RESTART_WINDOW:
+                component.restarts.popleft()
+            if not component.restartable:
+                raise Failed(reason)
+            if len(component.restarts) >= MAX_RESTARTS:
+                raise Failed(f"{reason}; it exited {MAX_RESTARTS + 1} times within {RESTART_WINDOW // 60} minutes")
+            component.restarts.append(now)
+            say(f"{reason}")
+            say(f"restarting {component.name} ({len(component.restarts)} of {MAX_RESTARTS}; log: {component.log})")
+            component.start()
+
+    def explain_locks(self, component: Component) -> None:
+        if component.reported_lock or LOCKED not in component.new_log_text():
+            return
+        component.reported_lock = True
+        say(
+            f"{component.name}: 'database is locked': the metadata database is SQLite "
+            f"({self.env.get('AIRFLOW__DATABASE__SQL_ALCHEMY_CONN', '')}), which lets one process write at a "
+            "time; remove AIRFLOW__DATABASE__SQL_ALCHEMY_CONN from .env (make run then uses its embedded "
+            "PostgreSQL) or point it at a PostgreSQL server"
+        )
+
+    def watch(self) -> None:
+        while True:
+            time.sleep(1)
+            self.check()
+
+    def stop(self) -> None:
+        """Every other component first, the database last: nothing loses its database mid-write."""
+        clients = [component for component in self.components if component.name != "postgres"]
+        for component in clients:
+            component.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for component in clients:
+            component.wait_stopped(deadline)
+        for component in self.components:
+            if component.name == "postgres":
+                component.signal_group(signal.SIGINT)  # postgres's fast shutdown: roll back, checkpoint, exit
+                component.wait_stopped(time.monotonic() + STOP_GRACE)
