@@ -7,12 +7,19 @@ Each bake is one call of cookiecutter's Python API with no_input and the hooks, 
 unpacked into a temporary folder. Bakes alternate between the two templates so that load from
 other work on the machine falls on both alike. Prints a Markdown table of medians in
 milliseconds; the row "local, no hooks" shows what the two hook interpreters cost.
+
+Two floor rows bound what any change to the template's files can win: a copy of this tree in
+which cookiecutter copies every file without rendering it (`_copy_without_render: ["*"]`; paths
+and prompts are still rendered), without hooks and with two empty hook scripts.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +49,21 @@ def unpack(commit: str, destination: Path) -> Path:
     return destination
 
 
+def floor_template(destination: Path, empty_hooks: bool) -> Path:
+    """This tree with no file rendered, and with no hooks or with hooks that do nothing."""
+    template = destination / ("floor-empty-hooks" if empty_hooks else "floor-no-hooks")
+    shutil.copytree(TEMPLATE_DIR, template, ignore=shutil.ignore_patterns(".git", ".cache", ".demo", "benchmarks"))
+    settings = json.loads((template / "cookiecutter.json").read_text())
+    settings["_copy_without_render"] = ["*"]
+    (template / "cookiecutter.json").write_text(json.dumps(settings))
+    shutil.rmtree(template / "hooks")
+    if empty_hooks:
+        (template / "hooks").mkdir()
+        for hook in ("pre_gen_project.py", "post_gen_project.py"):
+            (template / "hooks" / hook).write_text("")
+    return template
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
@@ -64,13 +86,19 @@ def main() -> None:
                     for template, samples in timings.items():
                         samples.append(bake_ms(template, overrides, hooks))
                 rows.append((name, *(statistics.median(samples) for samples in timings.values())))
+            for empty_hooks in (False, True):
+                floor = floor_template(Path(scratch), empty_hooks)
+                bake_ms(floor, {})
+                samples = [bake_ms(floor, VARIANTS["local"], empty_hooks) for _ in range(args.runs)]
+                hooks = "two empty hooks" if empty_hooks else "no hooks"
+                rows.append((f"floor: local, every file copied, {hooks}", float("nan"), statistics.median(samples)))
         finally:
             sys.stdout.flush()
             os.dup2(stdout, 1)
     print(f"| variant ({args.runs} bakes each) | median ms, {args.baseline} | median ms, this tree |")
     print("|---|---|---|")
     for name, before, after in rows:
-        print(f"| {name} | {before:.0f} | {after:.0f} |")
+        print(f"| {name} | {'-' if math.isnan(before) else f'{before:.0f}'} | {after:.0f} |")
 
 
 if __name__ == "__main__":
