@@ -18,6 +18,7 @@ TIERS = {
     "test_render_shortcuts.py": "fast",
     "test_hooks.py": "fast",
     "test_options.py": "fast",
+    "test_services.py": "fast",
     "test_compose.py": "fast",
     "test_ci.py": "fast",
     "test_ci.py::test_every_pre_commit_hook_passes_on_the_bake": "project",

@@ -30,8 +30,46 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name: [1] is the parent, [19] the start time."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_family(pid: int) -> dict[int, str]:
+    """The process and all its descendants, each with its start time, so a reused pid is never taken for one."""
+    children: dict[int, list[int]] = {}
+    started: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = _stat(int(entry.name))
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+                started[int(entry.name)] = fields[19]
+    family, todo = {}, [pid]
+    while todo:
+        member = todo.pop()
+        if member in started and member not in family:
+            family[member] = started[member]
+            todo += children.get(member, [])
+    return family
+
+
+def kill_family(family: dict[int, str]) -> None:
+    """SIGKILL every process of a family taken earlier that is still the same process."""
+    for pid, started in family.items():
+        with contextlib.suppress(OSError, IndexError):
+            if _stat(pid)[19] == started:
+                os.kill(pid, signal.SIGKILL)
+
+
 def stop_process_group(process: subprocess.Popen, grace: float = 20) -> None:
-    """SIGTERM the process's whole group, then SIGKILL whatever is left after `grace` seconds."""
+    """SIGTERM the process's whole group, then SIGKILL whatever is left after `grace` seconds.
+
+    Airflow 3's task supervisor puts each task in a process group of its own, which a signal to
+    the component's group does not reach: every descendant found before the signal that is still
+    alive afterwards is killed too.
+    """
+    family = process_family(process.pid)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:
@@ -41,6 +79,7 @@ def stop_process_group(process: subprocess.Popen, grace: float = 20) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=grace)
+    kill_family(family)
 
 
 def poll(probe, what: str, timeout: float = 120, interval: float = 1):

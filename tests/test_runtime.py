@@ -31,7 +31,15 @@ import pytest
 import yaml
 from airflow_stack import AirflowStack
 from helpers import PROBES, BakedProject, airflow_env, project_venv, read_env_file
-from services import free_port, postgres_bindir, postgres_server, redis_server, wait_for_url
+from services import (
+    free_port,
+    kill_family,
+    postgres_bindir,
+    postgres_server,
+    process_family,
+    redis_server,
+    wait_for_url,
+)
 
 pytestmark = pytest.mark.airflow
 
@@ -227,8 +235,12 @@ def test_a_killed_worker_is_detected_and_its_task_retried(celery_stack):
         timeout=300,
     )
 
+    # The whole worker dies, as with its machine: its group, and the task that the supervisor put
+    # in a process group of its own.
     worker = celery_stack.processes.pop("worker")
-    os.killpg(worker.pid, signal.SIGKILL)  # the whole worker: main process and its task subprocesses
+    family = process_family(worker.pid)
+    os.killpg(worker.pid, signal.SIGKILL)
+    kill_family(family)
     worker.wait(timeout=30)
     killed_at = time.monotonic()
 
