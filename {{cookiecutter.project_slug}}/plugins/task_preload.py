@@ -1,0 +1,78 @@
+"""Import what tasks import once, in the process that forks them, instead of once per task.
+
+Airflow 3 runs each task in a process forked from a long-lived one: a LocalExecutor worker,
+itself forked from the scheduler, or a Celery worker's pool process. Before it runs, the task
+re-imports its DAG file, and with it the task SDK, the operators and this project's package,
+unless the process it was forked from had already imported them. Those imports were most of a
+short task's CPU time in the template's profile (its docs/benchmarks.md).
+
+With `[core] lazy_load_plugins = False` (config/airflow.cfg), `airflow scheduler` and `airflow
+celery worker` import this file as they start, before they fork, so every task finds those
+modules in memory. Every other Airflow process, and any process with lazy plugin loading,
+imports nothing here. A module that fails to import is logged and skipped: the task that needs
+it reports the error itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import sys
+from pathlib import Path
+
+from airflow import settings
+from airflow.configuration import conf
+from airflow.plugins_manager import AirflowPlugin
+
+log = logging.getLogger(__name__)
+
+# What every task imports, whatever its DAG: the task SDK, the runner that parses the DAG file,
+# and TaskFlow's @task.
+AIRFLOW_MODULES = (
+    "airflow.sdk",
+    "airflow.sdk.execution_time.task_runner",
+    "airflow.dag_processing.dagbag",
+    "airflow.providers.standard.decorators.python",
+)
+
+
+def forks_tasks(argv: list[str], executors: str) -> bool:
+    """Whether this command's process forks task processes: a LocalExecutor scheduler or a Celery worker."""
+    command = [word for word in argv[1:] if not word.startswith("-")][:2]
+    if command == ["celery", "worker"]:
+        return True
+    return command[:1] == ["scheduler"] and "LocalExecutor" in executors
+
+
+def project_modules(plugins_folder: Path) -> list[str]:
+    """Every module of every package in plugins/, the code DAG files import."""
+    names = []
+    for package in pkgutil.iter_modules([str(plugins_folder)]):
+        if package.ispkg:
+            names.append(package.name)
+            path = [str(plugins_folder / package.name)]
+            names += [module.name for module in pkgutil.walk_packages(path, prefix=f"{package.name}.")]
+    return names
+
+
+def preload(names: list[str]) -> list[str]:
+    """Import each module; return the ones that failed, after logging why."""
+    failed = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            log.warning("task_preload: could not import %s; tasks will import it themselves", name, exc_info=True)
+            failed.append(name)
+    return failed
+
+
+class TaskPreloadPlugin(AirflowPlugin):
+    """Listed by `airflow plugins`, so a team can see the preload is active."""
+
+    name = "task_preload"
+
+
+if not settings.LAZY_LOAD_PLUGINS and forks_tasks(sys.argv, conf.get("core", "executor")):
+    preload([*AIRFLOW_MODULES, *project_modules(Path(__file__).parent)])
