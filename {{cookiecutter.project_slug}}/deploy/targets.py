@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from deploy import DeployError, project
 from deploy.object_stores import GcsStore, S3Store, md5_hex
-from scripts.airflow_api import AirflowClient
+from scripts.airflow_api import AirflowClient, ApiError
 
 TARGETS = ("s3", "gcs", "volume", "git_bundle")
 SDK_PACKAGES = {"s3": "apache-airflow-providers-amazon (boto3)", "gcs": "apache-airflow-providers-google"}
@@ -76,7 +76,13 @@ class Target:
 
     def serves(self, client: AirflowClient, dag: dict, source: str) -> bool:
         """The dag-processor stores the source of each file it parses: ours, once it has parsed the new one."""
-        served = client.request("GET", f"/api/v2/dagSources/{urllib.parse.quote(dag['dag_id'], safe='')}")
+        try:
+            served = client.request("GET", f"/api/v2/dagSources/{urllib.parse.quote(dag['dag_id'], safe='')}")
+        except ApiError as error:
+            # A new DAG can be listed a moment before its source is stored: not served yet.
+            if error.status == 404:
+                return False
+            raise
         return served.get("content") == source
 
 

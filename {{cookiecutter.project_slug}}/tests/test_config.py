@@ -47,6 +47,14 @@ def test_config_lint_finds_nothing_moved_or_removed():
     assert "No issues found" in result.stdout, result.stdout + result.stderr
 
 
+def test_cli_output_is_only_the_answer():
+    # Airflow logs warnings on stdout, and with plugins loaded at start every CLI call reads the
+    # plugins' .airflowignore: a deprecation warning there would break each `--output json` that
+    # a script parses (constraints.txt keeps pathspec below 1 for that reason).
+    result = subprocess.run([*AIRFLOW, "version"], capture_output=True, text=True, env=os.environ, check=True)
+    assert re.fullmatch(r"\d+\.\d+\.\d+\n", result.stdout), result.stdout
+
+
 def test_every_option_is_one_airflow_knows(tmp_path):
     # Airflow silently ignores an option it does not know, so a typo would go unnoticed.
     known = known_options(tmp_path)

@@ -112,7 +112,10 @@ class ParsingApi:
         if request.path == "/api/v2/dags":
             dags = [{"dag_id": dag_id} for dag_id in state.get("sources", {})]
             return Reply(200, {"dags": dags, "total_entries": len(dags)})
-        return Reply(200, {"content": state["sources"][request.path.rsplit("/", 1)[1]]})
+        source = state["sources"][request.path.rsplit("/", 1)[1]]
+        if source is None:  # listed, but its source not stored yet
+            return Reply(404, {"detail": "The source code of the Dag was not found"})
+        return Reply(200, {"content": source})
 
 
 def parse_wait_against(server: Server, errors_before=None) -> parse_wait.ParseWait:
@@ -136,6 +139,13 @@ def test_waits_until_every_file_is_parsed_as_deployed():
         parse_wait_against(server).run(timeout=60)
     assert api.polls == 3
     assert {request.query["bundle_name"][0] for request in server.requests if request.query} == {"bundle"}
+
+
+def test_a_dag_listed_before_its_source_is_stored_is_waited_for():
+    api = ParsingApi([{"sources": {"a": "new a", "b": None}}, {"sources": {"a": "new a", "b": "new b"}}])
+    with serve(api) as server:
+        parse_wait_against(server).run(timeout=60)
+    assert api.polls == 2
 
 
 def test_a_fresh_import_error_ends_the_wait_and_a_stale_one_does_not():
