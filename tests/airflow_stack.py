@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from helpers import BakedProject, airflow_env, project_venv, run
-from services import free_port, stop_process_group
+from services import free_port, running_processes, stop_process_group
 
 FINISHED = {"success", "failed"}
 LOCK_ERROR = "database is locked"
@@ -337,11 +337,7 @@ class MakeRun(RestClient):
         for log in self.logs.glob("*.log"):
             sessions |= {int(pid) for pid in re.findall(r"make run started \S+, pid (\d+)", log.read_text())}
         found = set(processes_with(self.marker))
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError, IndexError, ValueError):
-                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) in sessions:
-                        found.add(int(entry.name))
+        found |= {pid for pid, stat in running_processes().items() if stat.session in sessions}
         return sorted(found)
 
     def interrupt(self, timeout: float = 180) -> int:

@@ -30,26 +30,43 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _stat(pid: int) -> list[str]:
-    """The fields of /proc/<pid>/stat after the command name: [1] is the parent, [19] the start time."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+@dataclass(frozen=True)
+class ProcStat:
+    """What /proc/<pid>/stat says of one process."""
+
+    state: str  # "Z" once it has exited and waits for its parent
+    parent: int
+    session: int
+    started: str  # clock ticks after boot: with the pid, this names one process even after the pid is reused
+
+
+def proc_stat(pid: int) -> ProcStat:
+    # The fields after the command name, which may itself hold spaces and parentheses.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return ProcStat(state=fields[0], parent=int(fields[1]), session=int(fields[3]), started=fields[19])
+
+
+def running_processes() -> dict[int, ProcStat]:
+    """Every process on the machine, by pid; one that exits while being read is left out."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                found[int(entry.name)] = proc_stat(int(entry.name))
+    return found
 
 
 def process_family(pid: int) -> dict[int, str]:
     """The process and all its descendants, each with its start time, so a reused pid is never taken for one."""
+    processes = running_processes()
     children: dict[int, list[int]] = {}
-    started: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = _stat(int(entry.name))
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-                started[int(entry.name)] = fields[19]
+    for child, stat in processes.items():
+        children.setdefault(stat.parent, []).append(child)
     family, todo = {}, [pid]
     while todo:
         member = todo.pop()
-        if member in started and member not in family:
-            family[member] = started[member]
+        if member in processes and member not in family:
+            family[member] = processes[member].started
             todo += children.get(member, [])
     return family
 
@@ -58,7 +75,7 @@ def kill_family(family: dict[int, str]) -> None:
     """SIGKILL every process of a family taken earlier that is still the same process."""
     for pid, started in family.items():
         with contextlib.suppress(OSError, IndexError):
-            if _stat(pid)[19] == started:
+            if proc_stat(pid).started == started:
                 os.kill(pid, signal.SIGKILL)
 
 

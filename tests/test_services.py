@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
 
-from services import kill_family, poll, process_family, stop_process_group
+from services import kill_family, poll, proc_stat, process_family, stop_process_group
 
 # A parent that ignores SIGTERM and a child in a process group of its own, as Airflow 3's task
 # supervisor makes for each task: a signal to the parent's group reaches neither in time.
@@ -26,8 +27,7 @@ time.sleep(600)
 
 def alive(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+        return proc_stat(pid).state != "Z"
     except FileNotFoundError:
         return False
 
@@ -59,6 +59,21 @@ def test_a_pid_that_now_names_another_process_is_left_alone():
         assert sleeper.poll() is None
         kill_family(process_family(sleeper.pid))
         assert sleeper.wait(timeout=30) == -9
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_command_name_with_spaces_and_parentheses_is_read_past(tmp_path):
+    # /proc/<pid>/stat puts the command name in parentheses, unescaped: "1234 (a) b (c) S 1 ...".
+    odd_name = tmp_path / "a) b (c"
+    shutil.copy(shutil.which("sleep"), odd_name)
+    sleeper = subprocess.Popen([str(odd_name), "600"], start_new_session=True)
+    try:
+        poll(lambda: proc_stat(sleeper.pid).state == "S", "the sleep", timeout=30, interval=0.05)
+        stat = proc_stat(sleeper.pid)
+        assert (stat.parent, stat.session) == (os.getpid(), sleeper.pid)
+        assert stat.started == proc_stat(sleeper.pid).started != proc_stat(os.getpid()).started
     finally:
         sleeper.kill()
         sleeper.wait()
