@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -23,8 +22,11 @@ def written_options() -> dict[str, set[str]]:
     return {section: set(parser.options(section)) for section in parser.sections()}
 
 
-def known_options(scratch: Path) -> dict[str, set[str]]:
+@pytest.fixture(scope="module")
+def known_options(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+    """Every option Airflow knows, by section: one `airflow config list` for the tests that need it."""
     # `config list --defaults` also lists whatever AIRFLOW_CONFIG sets, so ask with an empty one.
+    scratch = tmp_path_factory.mktemp("empty-config")
     env = {**os.environ, "AIRFLOW_CONFIG": str(scratch / "airflow.cfg"), "AIRFLOW_HOME": str(scratch)}
     listing = subprocess.run(
         [*AIRFLOW, "config", "list", "--defaults"], capture_output=True, text=True, check=True, env=env
@@ -58,14 +60,13 @@ def test_cli_output_is_only_the_answer():
     assert re.fullmatch(r"\d+\.\d+\.\d+\n", result.stdout), result.stdout
 
 
-def test_every_option_is_one_airflow_knows(tmp_path):
+def test_every_option_is_one_airflow_knows(known_options):
     # Airflow silently ignores an option it does not know, so a typo would go unnoticed.
-    known = known_options(tmp_path)
     unknown = sorted(
         f"[{section}] {option}"
         for section, options in written_options().items()
         for option in options
-        if option not in known.get(section, set())
+        if option not in known_options.get(section, set())
     )
     assert not unknown, f"options Airflow does not know: {unknown}"
 
@@ -115,13 +116,13 @@ def test_overrides_are_plain_assignments():
     )
 
 
-def test_overrides_name_options_airflow_knows_and_applies(tmp_path):
+def test_overrides_name_options_airflow_knows_and_applies(known_options):
     from airflow.configuration import conf
 
     # Airflow silently ignores a variable that names no option, so a typo would go unnoticed.
     options = {
         environment_name(section, option): (section, option)
-        for section, names in known_options(tmp_path).items()
+        for section, names in known_options.items()
         for option in names
     }
     overrides = config_overrides()

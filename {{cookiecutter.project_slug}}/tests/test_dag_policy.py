@@ -5,15 +5,13 @@ from __future__ import annotations
 import ast
 import inspect
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import pytest
 from jinja2 import meta
 
 from {{ cookiecutter.project_slug }} import process_checks
@@ -54,25 +52,16 @@ def test_every_dag_has_owner_retries_and_tags(dag_bag):
     assert not problems, "\n".join(problems)
 
 
-def test_every_dag_sets_catchup_explicitly(dag_bag):
+@pytest.fixture(scope="module")
+def fresh_checks() -> dict[str, Any]:
+    # One interpreter that imports Airflow afresh, as its processes do, for the three checks below.
+    return process_checks.fresh_interpreter_checks(DAGS_FOLDER)
+
+
+def test_every_dag_sets_catchup_explicitly(dag_bag, fresh_checks):
     # A DAG that sets catchup keeps its value when the global default flips; one that
     # relies on [scheduler] catchup_by_default follows it.
-    probe = textwrap.dedent(
-        """
-        import json, sys
-        from airflow.dag_processing.dagbag import DagBag
-        bag = DagBag(dag_folder=sys.argv[1])
-        print(json.dumps({dag_id: dag.catchup for dag_id, dag in bag.dags.items()}))
-        """
-    )
-    from airflow.configuration import conf
-
-    flipped_default = str(not conf.getboolean("scheduler", "catchup_by_default"))
-    env = {**os.environ, "AIRFLOW__SCHEDULER__CATCHUP_BY_DEFAULT": flipped_default}
-    result = subprocess.run(
-        [sys.executable, "-c", probe, str(DAGS_FOLDER)], env=env, capture_output=True, text=True, check=True
-    )
-    flipped = json.loads(result.stdout.strip().splitlines()[-1])
+    flipped = fresh_checks["catchup"]
     implicit = sorted(
         dag_id for dag_id, dag in dag_bag.dags.items() if dag_id in flipped and flipped[dag_id] != dag.catchup
     )
@@ -100,11 +89,11 @@ def test_no_dag_file_reads_config_or_network_at_parse_time(dag_bag):
     assert not offenders, "\n".join(offenders)
 
 
-def test_no_dag_file_imports_a_heavy_library_at_parse_time():
+def test_no_dag_file_imports_a_heavy_library_at_parse_time(fresh_checks):
     # The dag-processor re-parses every file every 30 s. What a parse imports is the same on an idle
     # laptop and a busy CI runner, unlike how long it takes (that is for the template's benchmarks).
     problems = []
-    for file, modules in sorted(process_checks.parse_time_imports(DAGS_FOLDER).items()):
+    for file, modules in sorted(fresh_checks["parse_time_imports"].items()):
         if heavy := process_checks.heavy_imports(modules):
             problems.append(f"dags/{file} imports {', '.join(heavy)} at parse time: import it inside the task")
         elif len(modules) > process_checks.MAX_PARSE_TIME_MODULES:
@@ -116,10 +105,10 @@ def test_no_dag_file_imports_a_heavy_library_at_parse_time():
     assert not problems, "\n".join(problems)
 
 
-def test_each_plugin_module_is_loaded_once():
+def test_each_plugin_module_is_loaded_once(fresh_checks):
     # Airflow's plugin managers import every .py file under plugins/ as a top-level module unless
     # plugins/.airflowignore says otherwise; DAGs import the package by name. Twice means two copies.
-    twice = process_checks.plugin_modules_loaded_twice(DAGS_FOLDER)
+    twice = fresh_checks["plugin_modules_loaded_twice"]
     assert not twice, "loaded under two names (list its folder in plugins/.airflowignore): " + json.dumps(twice)
 
 

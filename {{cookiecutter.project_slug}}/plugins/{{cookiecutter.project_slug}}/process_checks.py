@@ -1,15 +1,19 @@
-"""Checks that run this project's code the way Airflow's own processes do, in a fresh interpreter.
+"""Checks that run this project's code the way Airflow's own processes do, in one fresh interpreter.
 
-- parse_time_imports(): what each DAG file makes the dag-processor import. The dag-processor
+fresh_interpreter_checks() starts that interpreter once and returns what it finds:
+- "parse_time_imports": what each DAG file makes the dag-processor import. The dag-processor
   imports a file's own ``airflow.*`` imports once, before it forks the process that parses the
   file ([dag_processor] parsing_pre_import_modules); everything else the file pulls in is paid on
   every parse, every 30 seconds. Counting modules does not depend on how busy the machine is,
   unlike timing a parse; the time itself is measured by the template's benchmarks.
-- plugin_modules_loaded_twice(): whether any module under plugins/ exists under two names after a
+- "plugin_modules_loaded_twice": whether any module under plugins/ exists under two names after a
   worker's and the dag-processor's steps: parsing the DAGs (which import this package by name) and
   loading plugins as Airflow's plugin managers do (plugins/.airflowignore keeps them apart).
+- "catchup": each DAG's catchup with [scheduler] catchup_by_default flipped against the caller's
+  config, so a DAG that relies on the default shows a different value than in the caller's DagBag.
 
-Both need the project's config in the environment (dag_checks.use_project_config()).
+One interpreter for all three, because starting one that imports Airflow costs seconds.
+It needs the project's config in the environment (dag_checks.use_project_config()).
 """
 
 from __future__ import annotations
@@ -51,33 +55,38 @@ HEAVY_PACKAGES = frozenset(
 MAX_PARSE_TIME_MODULES = 150
 
 
-def parse_time_imports(dags_folder: Path) -> dict[str, list[str]]:
-    """For each DAG file (relative path), the modules outside Airflow that parsing it imports."""
-    return _in_fresh_interpreter("_parse_time_imports", dags_folder)
+def fresh_interpreter_checks(dags_folder: Path) -> dict[str, Any]:
+    """Parse-time imports, plugin modules loaded twice and catchup with the default flipped (see above)."""
+    from airflow.configuration import conf
 
-
-def plugin_modules_loaded_twice(dags_folder: Path) -> dict[str, list[str]]:
-    """Files under plugins/ (relative path) loaded as more than one module, with the module names."""
-    return _in_fresh_interpreter("_plugin_modules_loaded_twice", dags_folder)
+    plugins = str(Path(__file__).resolve().parents[1])
+    code = (
+        f"import json, sys\nfrom {__package__} import process_checks\n"
+        "print(json.dumps(process_checks._run_checks(sys.argv[1])))"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [plugins, os.environ.get("PYTHONPATH")])),
+        "AIRFLOW__SCHEDULER__CATCHUP_BY_DEFAULT": str(not conf.getboolean("scheduler", "catchup_by_default")),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(dags_folder)], env=env, capture_output=True, text=True, timeout=600
+    )
+    if result.returncode:
+        raise RuntimeError(f"the fresh-interpreter checks failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def heavy_imports(modules: list[str]) -> list[str]:
     return sorted({module.split(".")[0] for module in modules} & HEAVY_PACKAGES)
 
 
-def _in_fresh_interpreter(probe: str, dags_folder: Path) -> Any:
-    plugins = str(Path(__file__).resolve().parents[1])
-    code = (
-        f"import json, sys\nfrom {__package__} import process_checks\n"
-        f"print(json.dumps(process_checks.{probe}(sys.argv[1])))"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [plugins, os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(dags_folder)], env=env, capture_output=True, text=True, timeout=600
-    )
-    if result.returncode:
-        raise RuntimeError(f"{probe} failed:\n{result.stderr[-4000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def _run_checks(dags_folder: str) -> dict[str, Any]:
+    # Parse-time imports first: each file's parse is forked from this interpreter before it has
+    # imported anything of the project, as the dag-processor forks it.
+    imports = _parse_time_imports(dags_folder)
+    twice, catchup = _plugin_modules_loaded_twice(dags_folder)
+    return {"parse_time_imports": imports, "plugin_modules_loaded_twice": twice, "catchup": catchup}
 
 
 def _parse_time_imports(dags_folder: str) -> dict[str, list[str]]:
@@ -116,12 +125,12 @@ def _parse_time_imports(dags_folder: str) -> dict[str, list[str]]:
     return imports
 
 
-def _plugin_modules_loaded_twice(dags_folder: str) -> dict[str, list[str]]:
+def _plugin_modules_loaded_twice(dags_folder: str) -> tuple[dict[str, list[str]], dict[str, bool]]:
     from airflow import plugins_manager, settings
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk.plugins_manager import integrate_macros_plugins
 
-    DagBag(dag_folder=dags_folder)  # the dag-processor: DAG files import the package by name
+    bag = DagBag(dag_folder=dags_folder)  # the dag-processor: DAG files import the package by name
     plugins_manager.ensure_plugins_loaded()  # the scheduler, api-server and dag-processor's listeners
     integrate_macros_plugins()  # a worker, building each task's context
     plugins_folder = Path(settings.PLUGINS_FOLDER).resolve()
@@ -131,4 +140,5 @@ def _plugin_modules_loaded_twice(dags_folder: str) -> dict[str, list[str]]:
         if location and Path(location).resolve().is_relative_to(plugins_folder):
             relative = str(Path(location).resolve().relative_to(plugins_folder))
             names_by_file.setdefault(relative, []).append(name)
-    return {file: sorted(names) for file, names in names_by_file.items() if len(names) > 1}
+    twice = {file: sorted(names) for file, names in names_by_file.items() if len(names) > 1}
+    return twice, {dag_id: dag.catchup for dag_id, dag in bag.dags.items()}
