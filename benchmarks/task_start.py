@@ -5,11 +5,13 @@
 It bakes the Celery variant (the examples included) and, in its venv, starts a parent process
 as `airflow scheduler` (LocalExecutor) or `airflow celery worker` would start: the project's
 airflow.cfg, plugins loaded lazily (Airflow's default) or at start (the template's
-`lazy_load_plugins = False`), and for Celery also Airflow's own pre-import of operators
-(`on_celery_import_modules`). The parent then forks one child per measurement, which does what
-a task does before it runs: load plugins and parse its DAG file (task_runner.parse). Each
-child reports its own CPU time, which load from other work does not inflate. Prints a Markdown
-table of medians in milliseconds.
+`lazy_load_plugins = False`, under which task_preload.py preloads and then forgets the
+project's own package), and for Celery also Airflow's own pre-import of operators
+(`on_celery_import_modules`). A third setting keeps the package loaded as well, which shows
+what reading it from disk in each task costs. The parent then forks one child per
+measurement, which does what a task does before it runs: load plugins and parse its DAG file
+(task_runner.parse). Each child reports its own CPU time, which load from other work does not
+inflate. Prints a Markdown table of medians in milliseconds.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ from airflow.sdk.execution_time import supervisor  # the forking process has it 
 if sys.argv[1] == "celery":
     from airflow.providers.celery.executors.celery_executor_utils import on_celery_import_modules
     on_celery_import_modules()
+if os.environ["BENCH_KEEP_PACKAGE"] == "True":
+    import task_preload
+    from pathlib import Path
+    task_preload.preload(task_preload.project_modules(Path(task_preload.__file__).parent))
 gc.freeze()
 results = {}
 for path in json.loads(os.environ["BENCH_FILES"]):
@@ -67,7 +73,16 @@ PARENTS = {
 }
 
 
-def measure(project: BakedProject, python: Path, command: list[str], executor: str, preload: bool, forks: int):
+# label -> (plugins loaded at start, the project's package kept loaded)
+SETTINGS = {
+    "lazy plugins": (False, False),
+    "preloaded": (True, False),
+    "preloaded, package kept": (True, True),
+}
+
+
+def measure(project: BakedProject, python: Path, command: list[str], executor: str, setting: str, forks: int):
+    preload, keep_package = SETTINGS[setting]
     files = sorted(str(path) for path in (project.path / "dags").glob("*.py"))
     with tempfile.TemporaryDirectory() as home:
         env = {
@@ -83,6 +98,7 @@ def measure(project: BakedProject, python: Path, command: list[str], executor: s
             "BENCH_COMMAND": json.dumps(command),
             "BENCH_FILES": json.dumps(files),
             "BENCH_FORKS": str(forks),
+            "BENCH_KEEP_PACKAGE": str(keep_package),
         }
         result = subprocess.run(
             [str(python), "-c", CHILD], cwd=project.path, env=env, capture_output=True, text=True, check=False
@@ -101,9 +117,8 @@ def main() -> None:
         python = project_venv(project) / "bin" / "python"
         columns = {}
         for parent, (command, executor) in PARENTS.items():
-            for preload in (False, True):
-                label = f"{parent}, {'preloaded' if preload else 'lazy plugins'}"
-                columns[label] = measure(project, python, command, executor, preload, args.forks)
+            for setting in SETTINGS:
+                columns[f"{parent}, {setting}"] = measure(project, python, command, executor, setting, args.forks)
     files = sorted(next(iter(columns.values())))
     print(f"| DAG file (CPU ms before the task runs, median of {args.forks}) | " + " | ".join(columns) + " |")
     print("|---|" + "---|" * len(columns))

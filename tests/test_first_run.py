@@ -22,6 +22,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,54 @@ def test_every_dag_succeeds_through_three_bursts(local_run, tmp_path_factory):
     assert "Pausing task as DEFERRED" in (task_logs / "attempt=1.log").read_text()
     trigger_logs = [path.read_text() for path in task_logs.glob("attempt=1.log.trigger.*.log")]
     assert trigger_logs and '"filename":"triggerer_job_runner.py"' in trigger_logs[0]
+
+
+EDIT_PROBE_DAG = """
+import pendulum
+from airflow.sdk import DAG, task
+
+from {package} import project_settings
+
+with DAG("edit_probe", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False,
+         default_args={{"owner": "test", "retries": 0}}, tags=["test"]):
+
+    @task
+    def owner() -> str:
+        return project_settings.OWNER
+
+    owner()
+"""
+
+
+def test_an_edit_in_plugins_reaches_the_next_task_without_a_restart(local_run):
+    # The scheduler imported the package before it forked its workers (plugins/task_preload.py);
+    # after a user edits a module of it, the next task must still run the code on disk.
+    package = local_run.project.name
+    settings = local_run.project / "plugins" / package / "project_settings.py"
+    dag_file = local_run.project / "dags" / "edit_probe.py"
+    original = settings.read_text()
+
+    def owner_seen_by_a_new_run() -> str:
+        run_id = local_run.burst(["edit_probe"], modes=("null",))["edit_probe", "null"]
+        local_run.wait_for_runs({("edit_probe", "null"): run_id}, timeout=600, alive=local_run.alive)
+        quoted = urllib.parse.quote(run_id, safe="")
+        path = f"/api/v2/dags/edit_probe/dagRuns/{quoted}/taskInstances/owner/xcomEntries/return_value"
+        return local_run.request("GET", path)["value"]
+
+    try:
+        dag_file.write_text(EDIT_PROBE_DAG.format(package=package))
+        deadline = time.monotonic() + 600
+        while "edit_probe" not in local_run.dag_ids():
+            local_run.alive()
+            assert time.monotonic() < deadline, "dags/edit_probe.py was not parsed"
+            time.sleep(5)
+        owner_line = next(line for line in original.splitlines() if line.startswith("OWNER = "))
+        assert owner_seen_by_a_new_run() == json.loads(owner_line.removeprefix("OWNER = "))
+        settings.write_text(original.replace(owner_line, 'OWNER = "edited-team"'))
+        assert owner_seen_by_a_new_run() == "edited-team"
+    finally:
+        dag_file.unlink(missing_ok=True)
+        settings.write_text(original)
 
 
 def test_local_state_is_owner_only(local_run):

@@ -2,21 +2,26 @@
 
 Airflow 3 runs each task in a process forked from a long-lived one: a LocalExecutor worker,
 itself forked from the scheduler, or a Celery worker's pool process. Before it runs, the task
-re-imports its DAG file, and with it the task SDK, the operators and this project's package,
-unless the process it was forked from had already imported them. Those imports were most of a
-short task's CPU time in the template's profile (its docs/benchmarks.md).
+re-imports its DAG file, and with it the task SDK, the operators, the libraries this project
+uses and this project's package, unless the process it was forked from had already imported
+them. Those imports were most of a short task's CPU time in the template's profile (its
+docs/benchmarks.md).
 
 With `[core] lazy_load_plugins = False` (config/airflow.cfg), `airflow scheduler` and `airflow
-celery worker` import this file as they start, before they fork, so every task finds those
-modules in memory. Every other Airflow process, and any process with lazy plugin loading,
-imports nothing here. A module that fails to import is logged and skipped: the task that needs
-it reports the error itself.
+celery worker` import this file as they start, before they fork. It imports Airflow's task
+modules and every module of the packages under plugins/, with all they import, and then
+forgets the packages' own modules: each task imports those afresh from disk, a few
+milliseconds, so an edit in plugins/ reaches the next task without a restart, while Airflow,
+the providers and the libraries stay loaded. Every other Airflow process, and any process with
+lazy plugin loading, imports nothing here. A module that fails to import is logged and skipped:
+the task that needs it reports the error itself.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from pathlib import Path
@@ -26,6 +31,10 @@ from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
 
 log = logging.getLogger(__name__)
+
+# Set by the process that preloaded. Its forked tasks inherit it, and skip the preload when
+# Airflow's plugin loader runs this file again inside each task.
+PRELOADED_BY = "AIRFLOW_TASK_PRELOAD_PID"
 
 # What every task imports, whatever its DAG: the task SDK, the runner that parses the DAG file,
 # and TaskFlow's @task.
@@ -68,11 +77,24 @@ def preload(names: list[str]) -> list[str]:
     return failed
 
 
+def forget(names: list[str]) -> None:
+    """Drop these modules from sys.modules, so that the next import, in a forked task, reads them from disk."""
+    for name in names:
+        sys.modules.pop(name, None)
+
+
 class TaskPreloadPlugin(AirflowPlugin):
     """Listed by `airflow plugins`, so a team can see the preload is active."""
 
     name = "task_preload"
 
 
-if not settings.LAZY_LOAD_PLUGINS and forks_tasks(sys.argv, conf.get("core", "executor")):
-    preload([*AIRFLOW_MODULES, *project_modules(Path(__file__).parent)])
+if (
+    not settings.LAZY_LOAD_PLUGINS
+    and PRELOADED_BY not in os.environ
+    and forks_tasks(sys.argv, conf.get("core", "executor"))
+):
+    project = project_modules(Path(__file__).parent)
+    preload([*AIRFLOW_MODULES, *project])
+    forget(project)
+    os.environ[PRELOADED_BY] = str(os.getpid())

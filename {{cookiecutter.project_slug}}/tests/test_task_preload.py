@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
@@ -77,13 +78,60 @@ def forking_command() -> list[str] | None:
     return None
 
 
-def test_the_process_that_forks_tasks_starts_with_them_imported():
-    # Airflow's own plugin loading, with this project's airflow.cfg.
+# Started as the forking component, the program forks a task, which loads plugins as a task does
+# (running task_preload.py again) and then imports the project's modules, as its DAG file would.
+# The task reports each module it had to look for, that is, each one not already in memory.
+FORK_A_TASK = """
+import importlib, json, os, sys
+project = json.loads(sys.argv[2])
+sys.argv = ["airflow", *json.loads(sys.argv[1])]
+import airflow
+started_with = sorted(sys.modules)
+read, write = os.pipe()
+if os.fork() == 0:
+    loaded = []
+
+    class RecordEachLoad:  # asked first for every module not yet in sys.modules; finds nothing itself
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            loaded.append(name)
+
+    sys.meta_path.insert(0, RecordEachLoad)
+    from airflow.sdk.plugins_manager import integrate_macros_plugins
+    integrate_macros_plugins()
+    for name in project:
+        importlib.import_module(name)
+    os.write(write, json.dumps(loaded).encode())
+    os._exit(0)
+os.close(write)
+with os.fdopen(read) as pipe:
+    loaded = json.load(pipe)
+os.wait()
+print(json.dumps({"started_with": started_with, "task_loaded": loaded}))
+"""
+
+
+def test_a_forked_task_reads_only_the_project_package_from_disk():
     command = forking_command()
     if command is None:
         pytest.skip("KubernetesExecutor runs each task in its own pod: no process forks tasks")
-    expected = {*task_preload.AIRFLOW_MODULES, *task_preload.project_modules(PLUGINS_FOLDER)}
-    assert expected <= modules_after_airflow_starts(command)
+    project = task_preload.project_modules(PLUGINS_FOLDER)
+    result = subprocess.run(
+        [sys.executable, "-c", FORK_A_TASK, json.dumps(command), json.dumps(project)],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    started_with = set(report["started_with"])
+    # Airflow's own plugin loading, with this project's airflow.cfg, imported the task modules...
+    assert set(task_preload.AIRFLOW_MODULES) <= started_with
+    # ...and forgot the package, so that each task reads it from disk and an edit needs no restart.
+    assert not started_with & set(project)
+    # The task loaded each module of the package once (not again for task_preload.py), and nothing
+    # else: all that the package imports was already in memory.
+    assert Counter(report["task_loaded"]) == Counter(project), report["task_loaded"]
 
 
 def test_other_components_import_only_what_airflow_cfg_names():
@@ -97,8 +145,7 @@ def test_other_components_import_only_what_airflow_cfg_names():
     assert project_modules & modules_after_airflow_starts(other) <= named
 
 
-def test_make_run_imports_plugins_in_each_task():
-    # So that an edit in plugins/ reaches the next task without restarting make run.
-    makefile = (PROJECT_ROOT / "Makefile").read_text().splitlines()
-    local_profile = " ".join(line for line in makefile if line.startswith("LOCAL "))
-    assert "AIRFLOW__CORE__LAZY_LOAD_PLUGINS=True" in local_profile.split()
+def test_make_run_preloads_as_a_deployment_does():
+    # The preload keeps edits in plugins/ live, so make run has no reason to turn it off.
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    assert "LAZY_LOAD_PLUGINS" not in makefile
