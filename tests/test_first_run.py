@@ -6,8 +6,9 @@ the test chooses only the loopback port (`make run API_PORT=...`) and provides n
 date or setting. Then it does what a new team does in its first minutes, three times in a row:
 unpause every DAG the API lists and trigger each with no logical date and with the current
 time. Every run must succeed, with no "database is locked" in any log, no HTTP error, and the
-scheduler alive. Also: a killed component is restarted and reported, a connection the user set
-wins over the stand-ins, and Ctrl-C leaves no process behind.
+scheduler alive. Also: a killed component is restarted and reported, an edit in plugins/ reaches
+the next task, a connection the user set wins over the stand-ins, and Ctrl-C leaves no process
+behind.
 """
 
 from __future__ import annotations
