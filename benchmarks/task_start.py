@@ -5,8 +5,8 @@
 It bakes the Celery variant (the examples included) and, in its venv, starts a parent process
 as `airflow scheduler` (LocalExecutor) or `airflow celery worker` would start: the project's
 airflow.cfg, plugins loaded lazily (Airflow's default) or at start (the template's
-`lazy_load_plugins = False`, under which task_preload.py preloads and then forgets the
-project's own package), and for Celery also Airflow's own pre-import of operators
+`lazy_load_plugins = False`, under which task_preload.py preloads and each forked process
+drops the project's own package), and for Celery also Airflow's own pre-import of operators
 (`on_celery_import_modules`). A third setting keeps the package loaded as well, which shows
 what reading it from disk in each task costs. The parent then forks one child per
 measurement, which does what a task does before it runs: load plugins and parse its DAG file
@@ -36,10 +36,11 @@ from airflow.sdk.execution_time import supervisor  # the forking process has it 
 if sys.argv[1] == "celery":
     from airflow.providers.celery.executors.celery_executor_utils import on_celery_import_modules
     on_celery_import_modules()
-if os.environ["BENCH_KEEP_PACKAGE"] == "True":
+if os.environ["BENCH_KEEP_PACKAGE"] == "True":  # the first preload: no forgetting in forked processes
     import task_preload
     from pathlib import Path
-    task_preload.preload(task_preload.project_modules(Path(task_preload.__file__).parent))
+    package = task_preload.project_modules(Path(task_preload.__file__).parent)
+    task_preload.preload([*task_preload.AIRFLOW_MODULES, *package])
 gc.freeze()
 results = {}
 for path in json.loads(os.environ["BENCH_FILES"]):
@@ -99,6 +100,9 @@ def measure(project: BakedProject, python: Path, command: list[str], executor: s
             "BENCH_FILES": json.dumps(files),
             "BENCH_FORKS": str(forks),
             "BENCH_KEEP_PACKAGE": str(keep_package),
+            # With the package kept, task_preload.py itself stands aside (as in a task) and the
+            # parent preloads without registering the forget-at-fork.
+            **({"AIRFLOW_TASK_PRELOAD_PID": "0"} if keep_package else {}),
         }
         result = subprocess.run(
             [str(python), "-c", CHILD], cwd=project.path, env=env, capture_output=True, text=True, check=False

@@ -9,12 +9,16 @@ docs/benchmarks.md).
 
 With `[core] lazy_load_plugins = False` (config/airflow.cfg), `airflow scheduler` and `airflow
 celery worker` import this file as they start, before they fork. It imports Airflow's task
-modules and every module of the packages under plugins/, with all they import, and then
-forgets the packages' own modules: each task imports those afresh from disk, a few
-milliseconds, so an edit in plugins/ reaches the next task without a restart, while Airflow,
-the providers and the libraries stay loaded. Every other Airflow process, and any process with
-lazy plugin loading, imports nothing here. A module that fails to import is logged and skipped:
-the task that needs it reports the error itself.
+modules and every module of the packages under plugins/, with all they import. Each process
+they fork (a LocalExecutor worker, a Celery pool process) then drops the packages' own modules
+first thing, so each task, forked in turn from one of those, imports them afresh from disk, a
+few milliseconds, and an edit in plugins/ reaches the next task without a restart, while
+Airflow, the providers and the libraries stay loaded. Every other Airflow process, and any
+process with lazy plugin loading, imports nothing here. A module that fails to import is logged
+and skipped: the task that needs it reports the error itself.
+
+On macOS, Airflow starts workers and tasks as fresh interpreters (fork is not safe there): they
+inherit nothing, so the preload only adds to the start of the process that ran it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import logging
 import os
 import pkgutil
 import sys
+from functools import partial
 from pathlib import Path
 
 from airflow import settings
@@ -54,14 +59,17 @@ def forks_tasks(argv: list[str], executors: str) -> bool:
     return command[:1] == ["scheduler"] and "LocalExecutor" in executors
 
 
+def project_packages(plugins_folder: Path) -> list[str]:
+    """The packages in plugins/: the code DAG files import."""
+    return [module.name for module in pkgutil.iter_modules([str(plugins_folder)]) if module.ispkg]
+
+
 def project_modules(plugins_folder: Path) -> list[str]:
-    """Every module of every package in plugins/, the code DAG files import."""
+    """Every module of every package in plugins/."""
     names = []
-    for package in pkgutil.iter_modules([str(plugins_folder)]):
-        if package.ispkg:
-            names.append(package.name)
-            path = [str(plugins_folder / package.name)]
-            names += [module.name for module in pkgutil.walk_packages(path, prefix=f"{package.name}.")]
+    for package in project_packages(plugins_folder):
+        path = [str(plugins_folder / package)]
+        names += [package, *(module.name for module in pkgutil.walk_packages(path, prefix=f"{package}."))]
     return names
 
 
@@ -77,10 +85,21 @@ def preload(names: list[str]) -> list[str]:
     return failed
 
 
-def forget(names: list[str]) -> None:
-    """Drop these modules from sys.modules, so that the next import, in a forked task, reads them from disk."""
-    for name in names:
-        sys.modules.pop(name, None)
+def forget_packages(packages: list[str]) -> None:
+    """Drop every module of these packages from sys.modules, so that the next import reads it from disk."""
+    prefixes = tuple(f"{package}." for package in packages)
+    for name in [name for name in sys.modules if name in packages or name.startswith(prefixes)]:
+        del sys.modules[name]
+
+
+def forget_packages_if_forked_by(preloader_pid: int, packages: list[str]) -> None:
+    """Run in every forked process: drop the packages only in one that the preloading process forked.
+
+    A process a task forks itself (multiprocessing, a process pool) keeps what the task imported,
+    so that its objects still pickle and match the parent's classes.
+    """
+    if os.getppid() == preloader_pid:
+        forget_packages(packages)
 
 
 class TaskPreloadPlugin(AirflowPlugin):
@@ -94,7 +113,11 @@ if (
     and PRELOADED_BY not in os.environ
     and forks_tasks(sys.argv, conf.get("core", "executor"))
 ):
-    project = project_modules(Path(__file__).parent)
-    preload([*AIRFLOW_MODULES, *project])
-    forget(project)
+    plugins_folder = Path(__file__).parent
+    preload([*AIRFLOW_MODULES, *project_modules(plugins_folder)])
+    # This process keeps the packages; each process it forks drops them, along with any module of
+    # theirs imported here after the preload. Objects Airflow already holds stay as loaded here:
+    # the task runner's XCom class, from the xcom_backend module that airflow.cfg names.
+    forget = partial(forget_packages_if_forked_by, os.getpid(), project_packages(plugins_folder))
+    os.register_at_fork(after_in_child=forget)
     os.environ[PRELOADED_BY] = str(os.getpid())

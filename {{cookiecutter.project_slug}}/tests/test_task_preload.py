@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import types
 from collections import Counter
 
 import pytest
@@ -61,6 +62,14 @@ def test_every_module_of_the_project_package_is_preloaded():
     assert listed == on_disk
 
 
+def test_forgetting_a_package_drops_its_modules_and_nothing_else(monkeypatch):
+    names = ["team_pkg", "team_pkg.alerts", "team_pkg.alerts.slack", "team_pkg_tools", "tools.team_pkg"]
+    for name in names:
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    task_preload.forget_packages(["team_pkg"])
+    assert [name for name in names if name in sys.modules] == ["team_pkg_tools", "tools.team_pkg"]
+
+
 def test_a_module_that_cannot_be_imported_is_named_and_skipped(caplog):
     with caplog.at_level(logging.WARNING, logger=task_preload.__name__):
         failed = task_preload.preload(["json", "no_such_module_for_task_preload"])
@@ -80,7 +89,7 @@ def forking_command() -> list[str] | None:
 
 # Started as the forking component, the program forks a task, which loads plugins as a task does
 # (running task_preload.py again) and then imports the project's modules, as its DAG file would.
-# The task reports each module it had to look for, that is, each one not already in memory.
+# The task reports each module it had to look for (that is, each one not already in memory), by step.
 FORK_A_TASK = """
 import importlib, json, os, sys
 project = json.loads(sys.argv[2])
@@ -89,6 +98,7 @@ import airflow
 started_with = sorted(sys.modules)
 read, write = os.pipe()
 if os.fork() == 0:
+    inherited = sorted(set(sys.modules) & set(project))
     loaded = []
 
     class RecordEachLoad:  # asked first for every module not yet in sys.modules; finds nothing itself
@@ -99,15 +109,23 @@ if os.fork() == 0:
     sys.meta_path.insert(0, RecordEachLoad)
     from airflow.sdk.plugins_manager import integrate_macros_plugins
     integrate_macros_plugins()
+    by_plugins, loaded[:] = loaded[:], []
     for name in project:
         importlib.import_module(name)
-    os.write(write, json.dumps(loaded).encode())
+    # The task forks a process of its own, as multiprocessing does: does it keep the task's modules?
+    modules = {name: sys.modules[name] for name in project}
+    grandchild = os.fork()
+    if grandchild == 0:
+        os._exit(0 if all(sys.modules.get(name) is module for name, module in modules.items()) else 1)
+    kept = os.waitstatus_to_exitcode(os.waitpid(grandchild, 0)[1]) == 0
+    os.write(write, json.dumps([inherited, by_plugins, loaded, kept]).encode())
     os._exit(0)
 os.close(write)
 with os.fdopen(read) as pipe:
-    loaded = json.load(pipe)
+    inherited, by_plugins, loaded, kept = json.load(pipe)
 os.wait()
-print(json.dumps({"started_with": started_with, "task_loaded": loaded}))
+print(json.dumps({"started_with": started_with, "task_inherited": inherited, "plugins_loaded": by_plugins,
+                  "dag_loaded": loaded, "task_fork_kept_modules": kept}))
 """
 
 
@@ -124,14 +142,18 @@ def test_a_forked_task_reads_only_the_project_package_from_disk():
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
-    started_with = set(report["started_with"])
-    # Airflow's own plugin loading, with this project's airflow.cfg, imported the task modules...
-    assert set(task_preload.AIRFLOW_MODULES) <= started_with
-    # ...and forgot the package, so that each task reads it from disk and an edit needs no restart.
-    assert not started_with & set(project)
-    # The task loaded each module of the package once (not again for task_preload.py), and nothing
-    # else: all that the package imports was already in memory.
-    assert Counter(report["task_loaded"]) == Counter(project), report["task_loaded"]
+    # Airflow's own plugin loading, with this project's airflow.cfg, imported the task modules
+    # and the package in the forking process...
+    assert {*task_preload.AIRFLOW_MODULES, *project} <= set(report["started_with"])
+    # ...and a forked task starts without the package, so it reads it from disk: an edit needs no restart.
+    assert report["task_inherited"] == []
+    # The task's own plugin loading runs task_preload.py again, which must not preload again...
+    assert report["plugins_loaded"] == []
+    # ...and the DAG's imports load each module of the package once, and nothing else: all that
+    # the package imports was already in memory.
+    assert Counter(report["dag_loaded"]) == Counter(project), report["dag_loaded"]
+    # A process the task forks itself keeps the task's modules, so their objects still pickle.
+    assert report["task_fork_kept_modules"] is True
 
 
 def test_other_components_import_only_what_airflow_cfg_names():
