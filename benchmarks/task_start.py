@@ -5,8 +5,8 @@
 It bakes the Celery variant (the examples included) and, in its venv, starts a parent process
 as `airflow scheduler` (LocalExecutor) or `airflow celery worker` would start: the project's
 airflow.cfg, plugins loaded lazily (Airflow's default) or at start (the template's
-`lazy_load_plugins = False`, under which task_preload.py preloads and each forked process
-drops the project's own package), and for Celery also Airflow's own pre-import of operators
+`lazy_load_plugins = False`, under which task_preload.py preloads and each process the parent
+forks drops the project's own package), and for Celery also Airflow's own pre-import of operators
 (`on_celery_import_modules`). A third setting keeps the package loaded as well, which shows
 what reading it from disk in each task costs. The parent then forks one child per
 measurement, which does what a task does before it runs: load plugins and parse its DAG file
