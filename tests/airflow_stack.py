@@ -340,9 +340,13 @@ class MakeRun(RestClient):
         found |= {pid for pid, stat in running_processes().items() if stat.session in sessions}
         return sorted(found)
 
-    def interrupt(self, timeout: float = 180) -> int:
-        """What Ctrl-C does: SIGINT to the foreground process group. Returns make's exit code."""
+    def press_ctrl_c(self) -> None:
+        """What Ctrl-C does: SIGINT to the foreground process group."""
         os.killpg(self.process.pid, signal.SIGINT)
+
+    def interrupt(self, timeout: float = 180) -> int:
+        """Ctrl-C, then wait for make to exit. Returns make's exit code."""
+        self.press_ctrl_c()
         return self.process.wait(timeout=timeout)
 
     def wait_until_gone(self, timeout: float = 120) -> list[int]:

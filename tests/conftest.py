@@ -19,6 +19,7 @@ TIERS = {
     "test_hooks.py": "fast",
     "test_options.py": "fast",
     "test_services.py": "fast",
+    "test_run_local.py": "fast",
     "test_compose.py": "fast",
     "test_ci.py": "fast",
     "test_ci.py::test_every_pre_commit_hook_passes_on_the_bake": "project",

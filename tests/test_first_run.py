@@ -7,8 +7,8 @@ date or setting. Then it does what a new team does in its first minutes, three t
 unpause every DAG the API lists and trigger each with no logical date and with the current
 time. Every run must succeed, with no "database is locked" in any log, no HTTP error, and the
 scheduler alive. Also: a killed component is restarted and reported, an edit in plugins/ reaches
-the next task, a connection the user set wins over the stand-ins, and Ctrl-C leaves no process
-behind.
+the next task, a task running at Ctrl-C finishes and records its state, a connection the user set
+wins over the stand-ins, a second Ctrl-C stops at once, and no process outlives Ctrl-C.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from airflow_stack import LOCK_ERROR, MakeRun, lock_errors, make_run
 from helpers import TEMPLATE_DIR
-from services import capture_server
+from services import CaptureServer, capture_server
 
 pytestmark = pytest.mark.airflow
 
@@ -265,43 +266,131 @@ def test_local_state_is_owner_only(local_run):
     assert (home / "airflow.db").exists(), "make demo's SQLite database is checked too"
 
 
-def test_connections_the_user_sets_win_over_the_stand_ins(local_run):
+IN_FLIGHT_DAG = """
+import time
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, task
+
+with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False,
+         default_args={{"owner": "test", "retries": 0}}, tags=["test"]):
+
+    @task
+    def outlast_ctrl_c() -> str:
+        Path({started!r}).touch()
+        time.sleep({seconds})
+        return "finished"
+
+    outlast_ctrl_c()
+"""
+
+
+@dataclass
+class Restart:
+    """What the user left in flight and changed around one Ctrl-C and restart of `make run`."""
+
+    in_flight_run: str
+    their_api: CaptureServer
+    their_port: int
+
+
+@pytest.fixture(scope="module")
+def restart(local_run, tmp_path_factory):
+    """The user points example_api at their own system in the UI (here its REST API), triggers a
+    task that is inside execute() when they press Ctrl-C, sets example_export_api in .env, and
+    starts make run again. One restart serves the two tests below: each is a minute of make run."""
     routes = {
         "/orders": (200, b'{"records": [{"order_id": "theirs"}]}'),
         "/exports/": (200, b'{"state": "ready", "rows": 1}'),
     }
+    started = tmp_path_factory.mktemp("in-flight") / "started"
+    dag_file = local_run.project / "dags" / "in_flight_probe.py"
     env_file = local_run.project / ".env"
     original_env = env_file.read_text()
-    with capture_server(routes) as theirs:
-        port = int(theirs.url.rsplit(":", 1)[1])
-        # In the UI (here its REST API): the user points example_api at their own system.
-        body = {"connection_id": "example_api", "conn_type": "http", "host": "127.0.0.1", "port": port}
-        local_run.request("PATCH", "/api/v2/connections/example_api", body)
-
-        # Ctrl-C: make run stops every process it started.
-        local_run.interrupt()
-        assert local_run.wait_until_gone() == [], "processes outlived Ctrl-C"
-        assert "[make run] stopped" in local_run.said()
-
-        # In .env: the user sets example_export_api; then starts make run again.
+    with capture_server(routes) as their_api:
+        port = int(their_api.url.rsplit(":", 1)[1])
         try:
-            env_file.write_text(original_env + f"AIRFLOW_CONN_EXAMPLE_EXPORT_API={theirs.url}\n")
+            body = {"connection_id": "example_api", "conn_type": "http", "host": "127.0.0.1", "port": port}
+            local_run.request("PATCH", "/api/v2/connections/example_api", body)
+
+            dag_file.write_text(IN_FLIGHT_DAG.format(dag_id="in_flight_probe", started=str(started), seconds=10))
+            deadline = time.monotonic() + 600
+            while "in_flight_probe" not in local_run.dag_ids():
+                local_run.alive()
+                assert time.monotonic() < deadline, "dags/in_flight_probe.py was not parsed"
+                time.sleep(5)
+            run_id = local_run.burst(["in_flight_probe"], modes=("null",))["in_flight_probe", "null"]
+            while not started.exists():
+                local_run.alive()
+                assert time.monotonic() < deadline, local_run.task_instances("in_flight_probe", run_id)
+                time.sleep(0.5)
+
+            # Ctrl-C: make run stops every process it started.
+            before_ctrl_c = len(local_run.said())
+            local_run.interrupt()
+            assert local_run.wait_until_gone() == [], "processes outlived Ctrl-C"
+            assert "[make run] stopped" in local_run.said()
+            assert "did not stop within" not in local_run.said()[before_ctrl_c:]
+
+            env_file.write_text(original_env + f"AIRFLOW_CONN_EXAMPLE_EXPORT_API={their_api.url}\n")
             local_run.start()
+            env_file.write_text(original_env)
+            yield Restart(run_id, their_api, port)
         finally:
             env_file.write_text(original_env)
-        said = local_run.said()
-        assert "connection example_api: yours, from the metadata database" in said
-        assert "connection example_export_api: AIRFLOW_CONN_EXAMPLE_EXPORT_API is set and wins" in said
-        stored = local_run.request("GET", "/api/v2/connections/example_api")
-        assert stored["port"] == port, "make run must not overwrite the user's connection"
-
-        runs = local_run.burst(["example_api_ingest", "example_deferrable_sensor"], modes=("now",))
-        local_run.wait_for_runs(runs, timeout=900, alive=local_run.alive)
-        assert any(request.path.startswith("/orders?date=") for request in theirs.requests)
-        assert any(request.path.startswith("/exports/") for request in theirs.requests)
+            dag_file.unlink(missing_ok=True)
 
 
-def test_ctrl_c_stops_every_process(local_run):
-    local_run.interrupt()
-    assert local_run.wait_until_gone() == [], "processes outlived Ctrl-C"
-    assert "[make run] stopped" in local_run.said()
+def test_ctrl_c_lets_a_running_task_finish_and_record_its_state(local_run, restart):
+    # The task ended well within make run's grace: its end must have reached the api-server.
+    # Lost, the task would still be running, and the new scheduler would run it again as try 2.
+    [task_instance] = local_run.task_instances("in_flight_probe", restart.in_flight_run)
+    assert (task_instance["state"], task_instance["try_number"]) == ("success", 1), task_instance
+    runs = {("in_flight_probe", "null"): restart.in_flight_run}
+    assert set(local_run.wait_for_runs(runs, timeout=600, alive=local_run.alive).values()) == {"success"}
+
+
+def test_connections_the_user_sets_win_over_the_stand_ins(local_run, restart):
+    said = local_run.said()
+    assert "connection example_api: yours, from the metadata database" in said
+    assert "connection example_export_api: AIRFLOW_CONN_EXAMPLE_EXPORT_API is set and wins" in said
+    stored = local_run.request("GET", "/api/v2/connections/example_api")
+    assert stored["port"] == restart.their_port, "make run must not overwrite the user's connection"
+
+    runs = local_run.burst(["example_api_ingest", "example_deferrable_sensor"], modes=("now",))
+    local_run.wait_for_runs(runs, timeout=900, alive=local_run.alive)
+    assert any(request.path.startswith("/orders?date=") for request in restart.their_api.requests)
+    assert any(request.path.startswith("/exports/") for request in restart.their_api.requests)
+
+
+def test_ctrl_c_twice_stops_at_once_and_leaves_no_process(local_run, tmp_path):
+    # A task that would outlast make run's grace: the user presses Ctrl-C, reads that running
+    # tasks get 30 s, and presses it again.
+    started = tmp_path / "started"
+    dag_file = local_run.project / "dags" / "long_task_probe.py"
+    try:
+        dag_file.write_text(IN_FLIGHT_DAG.format(dag_id="long_task_probe", started=str(started), seconds=3600))
+        deadline = time.monotonic() + 600
+        while "long_task_probe" not in local_run.dag_ids():
+            local_run.alive()
+            assert time.monotonic() < deadline, "dags/long_task_probe.py was not parsed"
+            time.sleep(5)
+        run_id = local_run.burst(["long_task_probe"], modes=("null",))["long_task_probe", "null"]
+        while not started.exists():
+            local_run.alive()
+            assert time.monotonic() < deadline, local_run.task_instances("long_task_probe", run_id)
+            time.sleep(0.5)
+
+        before_ctrl_c = len(local_run.said())
+        local_run.press_ctrl_c()
+        while "Ctrl-C again stops at once" not in local_run.said()[before_ctrl_c:]:
+            assert time.monotonic() < deadline, local_run.said()[before_ctrl_c:]
+            time.sleep(0.2)
+        local_run.interrupt()
+        assert local_run.wait_until_gone() == [], "processes outlived Ctrl-C"
+        said = local_run.said()[before_ctrl_c:]
+        assert "stopping at once" in said and "[make run] stopped" in said, said
+        assert "did not stop within" not in said, said
+    finally:
+        dag_file.unlink(missing_ok=True)

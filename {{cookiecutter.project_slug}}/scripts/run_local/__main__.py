@@ -23,6 +23,13 @@ def on_signal(signum, _frame) -> None:
     raise Stop()
 
 
+def on_signal_while_stopping(signum, _frame) -> None:
+    """Ctrl-C again while running tasks finish: stop at once, and ignore any more."""
+    for each in STOP_SIGNALS:
+        signal.signal(each, signal.SIG_IGN)
+    raise Stop()
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m scripts.run_local", description=run_local.__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="the api-server's address (make run API_HOST=...)")
@@ -52,8 +59,11 @@ def main() -> int:
         return 1
     finally:
         for signum in STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_IGN)
-        supervisor.stop()
+            signal.signal(signum, on_signal_while_stopping)
+        try:
+            supervisor.stop()
+        except Stop:
+            supervisor.stop(at_once=True)
         say("stopped")
     return 0
 

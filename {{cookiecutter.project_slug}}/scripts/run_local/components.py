@@ -13,11 +13,23 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil  # Airflow's own dependency
+
 from scripts.run_local.common import PROJECT, say
 
 LOCKED = "database is locked"
 STOP_GRACE = 30
 ERROR_LINE = re.compile(r"(^[\w.]+(Error|Exception|Exit)\b|\bERROR\b|\bFATAL\b|\bCRITICAL\b|[Ee]rror:)")
+
+
+def session_members(sessions: set[int]) -> list[int]:
+    """Every process in these sessions, whatever its process group."""
+    members = []
+    for pid in psutil.pids():
+        with contextlib.suppress(OSError):
+            if os.getsid(pid) in sessions:
+                members.append(pid)
+    return members
 
 
 def last_error_line(log: Path) -> str:
@@ -44,6 +56,7 @@ class Component:
     user: str | None = None
     process: subprocess.Popen | None = None
     restarts: deque = field(default_factory=deque)
+    sessions: set[int] = field(default_factory=set)  # one per start: each leads a session of its own
     scanned: int = 0
     reported_lock: bool = False
 
@@ -63,6 +76,7 @@ class Component:
                 group=self.user and pwd.getpwnam(self.user).pw_gid,
                 extra_groups=[] if self.user else None,
             )
+            self.sessions.add(self.process.pid)
             out.write(f"\n===== make run started {self.name}, pid {self.process.pid}, at {time.strftime('%X')} =====\n")
 
     def exit_description(self) -> str:
@@ -86,6 +100,11 @@ class Component:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signum)
 
+    def still_leads(self, leader: int) -> bool:
+        """Whether a session this component started is still its own: its leader is the process
+        not yet reaped, or its pid is free. (A reaped leader's pid may belong to a stranger.)"""
+        return (leader == self.process.pid and self.process.returncode is None) or not psutil.pid_exists(leader)
+
     def wait_stopped(self, deadline: float) -> None:
         if not self.process:
             return
@@ -93,7 +112,11 @@ class Component:
             self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             say(f"{self.name} did not stop within {STOP_GRACE} s; killing it")
-        # Children a component left behind (task processes) share its group: none may outlive it.
+        # Nothing a component started may outlive it. Airflow puts each task process in a process
+        # group of its own, so the group is not enough: every session this component led is.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
+        for pid in session_members({leader for leader in self.sessions if self.still_leads(leader)}):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         self.process.wait()

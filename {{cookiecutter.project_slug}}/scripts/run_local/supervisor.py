@@ -20,6 +20,10 @@ from scripts.run_local.settings import EXAMPLE_STAND_INS
 # A component that exits more often than this within the window is not coming back by itself.
 MAX_RESTARTS = 3
 RESTART_WINDOW = 600
+# Ctrl-C stops every other component first, then these groups in order, each once the one before
+# has exited: a task still running when its scheduler is told to stop reports its end to the
+# api-server (and may call the stand-ins), and every component writes to postgres.
+STOP_LATER = (("api-server", "stand-in-apis"), ("postgres",))
 
 
 def free_loopback_port() -> int:
@@ -176,15 +180,24 @@ class Supervisor:
             time.sleep(1)
             self.check()
 
-    def stop(self) -> None:
-        """Every other component first, the database last: nothing loses its database mid-write."""
-        clients = [component for component in self.components if component.name != "postgres"]
-        for component in clients:
-            component.signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
-        for component in clients:
-            component.wait_stopped(deadline)
-        for component in self.components:
-            if component.name == "postgres":
-                component.signal_group(signal.SIGINT)  # postgres's fast shutdown: roll back, checkpoint, exit
-                component.wait_stopped(time.monotonic() + STOP_GRACE)
+    def stop(self, at_once: bool = False) -> None:
+        """Stop the components group by group (STOP_LATER), each group once the one before has exited.
+
+        `at_once` (a second Ctrl-C) kills all but the database instead of waiting for running tasks.
+        """
+        if at_once:
+            say("stopping at once: running tasks are killed, and the next make run runs them again")
+        elif any(component.name == "scheduler" for component in self.components):
+            say(f"running tasks get up to {STOP_GRACE} s to finish and record their state; Ctrl-C again stops at once")
+        later = {name for group in STOP_LATER for name in group}
+        groups = [[component for component in self.components if component.name not in later]]
+        groups += [[component for component in self.components if component.name in group] for group in STOP_LATER]
+        for group in groups:
+            for component in group:
+                if component.name == "postgres":
+                    component.signal_group(signal.SIGINT)  # its fast shutdown: roll back, checkpoint, exit
+                else:
+                    component.signal_group(signal.SIGKILL if at_once else signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE
+            for component in group:
+                component.wait_stopped(deadline)
