@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +167,57 @@ def wait_for_every_dag_file(stack: MakeRun, timeout: float = 600) -> list[str]:
         time.sleep(5)
 
 
+@contextlib.contextmanager
+def dag_added(stack: MakeRun, dag_id: str, source: str) -> Iterator[None]:
+    """dags/<dag_id>.py holding `source`, once the API lists the DAG; removed again afterwards."""
+    dag_file = stack.project / "dags" / f"{dag_id}.py"
+    try:
+        dag_file.write_text(source)
+        deadline = time.monotonic() + 600
+        while dag_id not in stack.dag_ids():
+            stack.alive()
+            assert time.monotonic() < deadline, f"dags/{dag_id}.py was not parsed"
+            time.sleep(5)
+        yield
+    finally:
+        dag_file.unlink(missing_ok=True)
+
+
+IN_FLIGHT_DAG = """
+import time
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, task
+
+with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False,
+         default_args={{"owner": "test", "retries": 0}}, tags=["test"]):
+
+    @task
+    def outlast_ctrl_c() -> str:
+        Path({started!r}).touch()
+        time.sleep({seconds})
+        return "finished"
+
+    outlast_ctrl_c()
+"""
+
+
+@contextlib.contextmanager
+def task_in_execute(stack: MakeRun, dag_id: str, seconds: int, folder: Path) -> Iterator[str]:
+    """A run of a new one-task DAG whose task sleeps `seconds`: yields its run id once the task is
+    inside execute()."""
+    started = folder / f"{dag_id}.started"
+    with dag_added(stack, dag_id, IN_FLIGHT_DAG.format(dag_id=dag_id, started=str(started), seconds=seconds)):
+        run_id = stack.burst([dag_id], modes=("null",))[dag_id, "null"]
+        deadline = time.monotonic() + 600
+        while not started.exists():
+            stack.alive()
+            assert time.monotonic() < deadline, stack.task_instances(dag_id, run_id)
+            time.sleep(0.5)
+        yield run_id
+
+
 def test_every_dag_succeeds_through_three_bursts(local_run, tmp_path_factory):
     dag_ids = wait_for_every_dag_file(local_run)
     runs = {}
@@ -229,7 +281,6 @@ def test_an_edit_in_plugins_reaches_the_next_task_without_a_restart(local_run):
     # after a user edits a module of it, the next task must still run the code on disk.
     package = local_run.project.name
     settings = local_run.project / "plugins" / package / "project_settings.py"
-    dag_file = local_run.project / "dags" / "edit_probe.py"
     original = settings.read_text()
 
     def owner_seen_by_a_new_run() -> str:
@@ -240,18 +291,12 @@ def test_an_edit_in_plugins_reaches_the_next_task_without_a_restart(local_run):
         return local_run.request("GET", path)["value"]
 
     try:
-        dag_file.write_text(EDIT_PROBE_DAG.format(package=package))
-        deadline = time.monotonic() + 600
-        while "edit_probe" not in local_run.dag_ids():
-            local_run.alive()
-            assert time.monotonic() < deadline, "dags/edit_probe.py was not parsed"
-            time.sleep(5)
-        owner_line = next(line for line in original.splitlines() if line.startswith("OWNER = "))
-        assert owner_seen_by_a_new_run() == json.loads(owner_line.removeprefix("OWNER = "))
-        settings.write_text(original.replace(owner_line, 'OWNER = "edited-team"'))
-        assert owner_seen_by_a_new_run() == "edited-team"
+        with dag_added(local_run, "edit_probe", EDIT_PROBE_DAG.format(package=package)):
+            owner_line = next(line for line in original.splitlines() if line.startswith("OWNER = "))
+            assert owner_seen_by_a_new_run() == json.loads(owner_line.removeprefix("OWNER = "))
+            settings.write_text(original.replace(owner_line, 'OWNER = "edited-team"'))
+            assert owner_seen_by_a_new_run() == "edited-team"
     finally:
-        dag_file.unlink(missing_ok=True)
         settings.write_text(original)
 
 
@@ -264,26 +309,6 @@ def test_local_state_is_owner_only(local_run):
     ]
     assert exposed == []
     assert (home / "airflow.db").exists(), "make demo's SQLite database is checked too"
-
-
-IN_FLIGHT_DAG = """
-import time
-from pathlib import Path
-
-import pendulum
-from airflow.sdk import DAG, task
-
-with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False,
-         default_args={{"owner": "test", "retries": 0}}, tags=["test"]):
-
-    @task
-    def outlast_ctrl_c() -> str:
-        Path({started!r}).touch()
-        time.sleep({seconds})
-        return "finished"
-
-    outlast_ctrl_c()
-"""
 
 
 @dataclass
@@ -304,42 +329,25 @@ def restart(local_run, tmp_path_factory):
         "/orders": (200, b'{"records": [{"order_id": "theirs"}]}'),
         "/exports/": (200, b'{"state": "ready", "rows": 1}'),
     }
-    started = tmp_path_factory.mktemp("in-flight") / "started"
-    dag_file = local_run.project / "dags" / "in_flight_probe.py"
     env_file = local_run.project / ".env"
     original_env = env_file.read_text()
     with capture_server(routes) as their_api:
         port = int(their_api.url.rsplit(":", 1)[1])
-        try:
-            body = {"connection_id": "example_api", "conn_type": "http", "host": "127.0.0.1", "port": port}
-            local_run.request("PATCH", "/api/v2/connections/example_api", body)
-
-            dag_file.write_text(IN_FLIGHT_DAG.format(dag_id="in_flight_probe", started=str(started), seconds=10))
-            deadline = time.monotonic() + 600
-            while "in_flight_probe" not in local_run.dag_ids():
-                local_run.alive()
-                assert time.monotonic() < deadline, "dags/in_flight_probe.py was not parsed"
-                time.sleep(5)
-            run_id = local_run.burst(["in_flight_probe"], modes=("null",))["in_flight_probe", "null"]
-            while not started.exists():
-                local_run.alive()
-                assert time.monotonic() < deadline, local_run.task_instances("in_flight_probe", run_id)
-                time.sleep(0.5)
-
+        body = {"connection_id": "example_api", "conn_type": "http", "host": "127.0.0.1", "port": port}
+        local_run.request("PATCH", "/api/v2/connections/example_api", body)
+        with task_in_execute(local_run, "in_flight_probe", 10, tmp_path_factory.mktemp("in-flight")) as run_id:
             # Ctrl-C: make run stops every process it started.
             before_ctrl_c = len(local_run.said())
             local_run.interrupt()
             assert local_run.wait_until_gone() == [], "processes outlived Ctrl-C"
             assert "[make run] stopped" in local_run.said()
             assert "did not stop within" not in local_run.said()[before_ctrl_c:]
-
-            env_file.write_text(original_env + f"AIRFLOW_CONN_EXAMPLE_EXPORT_API={their_api.url}\n")
-            local_run.start()
-            env_file.write_text(original_env)
+            try:
+                env_file.write_text(original_env + f"AIRFLOW_CONN_EXAMPLE_EXPORT_API={their_api.url}\n")
+                local_run.start()
+            finally:
+                env_file.write_text(original_env)
             yield Restart(run_id, their_api, port)
-        finally:
-            env_file.write_text(original_env)
-            dag_file.unlink(missing_ok=True)
 
 
 def test_ctrl_c_lets_a_running_task_finish_and_record_its_state(local_run, restart):
@@ -367,23 +375,10 @@ def test_connections_the_user_sets_win_over_the_stand_ins(local_run, restart):
 def test_ctrl_c_twice_stops_at_once_and_leaves_no_process(local_run, tmp_path):
     # A task that would outlast make run's grace: the user presses Ctrl-C, reads that running
     # tasks get 30 s, and presses it again.
-    started = tmp_path / "started"
-    dag_file = local_run.project / "dags" / "long_task_probe.py"
-    try:
-        dag_file.write_text(IN_FLIGHT_DAG.format(dag_id="long_task_probe", started=str(started), seconds=3600))
-        deadline = time.monotonic() + 600
-        while "long_task_probe" not in local_run.dag_ids():
-            local_run.alive()
-            assert time.monotonic() < deadline, "dags/long_task_probe.py was not parsed"
-            time.sleep(5)
-        run_id = local_run.burst(["long_task_probe"], modes=("null",))["long_task_probe", "null"]
-        while not started.exists():
-            local_run.alive()
-            assert time.monotonic() < deadline, local_run.task_instances("long_task_probe", run_id)
-            time.sleep(0.5)
-
+    with task_in_execute(local_run, "long_task_probe", 3600, tmp_path):
         before_ctrl_c = len(local_run.said())
         local_run.press_ctrl_c()
+        deadline = time.monotonic() + 120
         while "Ctrl-C again stops at once" not in local_run.said()[before_ctrl_c:]:
             assert time.monotonic() < deadline, local_run.said()[before_ctrl_c:]
             time.sleep(0.2)
@@ -392,5 +387,3 @@ def test_ctrl_c_twice_stops_at_once_and_leaves_no_process(local_run, tmp_path):
         said = local_run.said()[before_ctrl_c:]
         assert "stopping at once" in said and "[make run] stopped" in said, said
         assert "did not stop within" not in said, said
-    finally:
-        dag_file.unlink(missing_ok=True)
