@@ -215,8 +215,14 @@ def test_services_start_in_order(baked, variant):
     assert conditions("airflow-init") == {"postgres": "service_healthy", **stand_ins}
     for name in airflow_services(services).keys() - {"airflow-init"}:
         assert ready.items() <= conditions(name).items(), name
-    if uses_celery(project):
-        assert conditions("worker")["api-server"] == "service_healthy", "tasks report to the Execution API"
+    # Whatever runs tasks starts after the api-server they report to, so compose stops it first.
+    runs_tasks = {"worker"} if uses_celery(project) else set()
+    if configured_executors(project) != ["CeleryExecutor"]:
+        runs_tasks.add("scheduler")  # LocalExecutor, or LocalExecutor standing in for Kubernetes
+    for name in runs_tasks:
+        assert conditions(name).get("api-server") == "service_healthy", f"{name}: tasks report to the Execution API"
+    if "scheduler" not in runs_tasks:
+        assert "api-server" not in conditions("scheduler"), "a scheduler that runs no task need not wait"
 
 
 @EXECUTOR_VARIANTS
