@@ -301,9 +301,13 @@ class MakeRun(RestClient):
     def said(self) -> str:
         return self.output.read_text(errors="replace")
 
+    @staticmethod
+    def users_environment() -> dict[str, str]:
+        """Only what a user's shell has: no AIRFLOW_* variable from the test's own environment."""
+        return {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
+
     def start(self, timeout: float = 900) -> None:
-        # Only what a user's shell has: no AIRFLOW_* variable from the test's own environment.
-        env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
+        env = self.users_environment()
         earlier = len(self.said()) if self.output.exists() else 0  # a second start appends
         with self.output.open("a") as out:
             self.process = subprocess.Popen(

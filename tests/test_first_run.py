@@ -6,9 +6,10 @@ the test chooses only the loopback port (`make run API_PORT=...`) and provides n
 date or setting. Then it does what a new team does in its first minutes, three times in a row:
 unpause every DAG the API lists and trigger each with no logical date and with the current
 time. Every run must succeed, with no "database is locked" in any log, no HTTP error, and the
-scheduler alive. Also: a killed component is restarted and reported, an edit in plugins/ reaches
-the next task, a task running at Ctrl-C finishes and records its state, a connection the user set
-wins over the stand-ins, a second Ctrl-C stops at once, and no process outlives Ctrl-C.
+scheduler alive. Also: a second make run in the project names the running one and leaves it
+alone, a killed component is restarted and reported, an edit in plugins/ reaches the next task,
+a task running at Ctrl-C finishes and records its state, a connection the user set wins over the
+stand-ins, a second Ctrl-C stops at once, and no process outlives Ctrl-C.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -31,7 +33,7 @@ from pathlib import Path
 import pytest
 from airflow_stack import LOCK_ERROR, MakeRun, lock_errors, make_run
 from helpers import TEMPLATE_DIR
-from services import CaptureServer, capture_server
+from services import CaptureServer, capture_server, free_port
 
 pytestmark = pytest.mark.airflow
 
@@ -137,6 +139,25 @@ def test_make_run_serves_on_loopback_and_says_how_to_log_in(local_run):
     # which blanks their /proc environ, so it is read from the stand-in's plain Python process.
     environ = Path(f"/proc/{local_run.component_pid('stand-in-apis')}/environ").read_bytes().split(b"\0")
     assert f"AIRFLOW__API__BASE_URL=http://127.0.0.1:{local_run.port}".encode() in environ
+
+
+def test_a_second_make_run_in_the_project_names_the_running_one_and_leaves_it_alone(local_run):
+    # A second terminal, a forgotten tab: the user runs make run again in the same project.
+    result = subprocess.run(
+        ["make", "-C", str(local_run.project), "run", f"API_PORT={free_port()}"],
+        env=local_run.users_environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode != 0
+    running = re.search(r"make run is already running for this project \(pid (\d+), (\S+)\)", result.stdout)
+    assert running, result.stdout + result.stderr
+    assert running[2] == local_run.url
+    assert os.getsid(int(running[1])) == local_run.process.pid, "the pid named is not the running make run's"
+    assert local_run.request("GET", "/api/v2/monitor/health")["metadatabase"]["status"] == "healthy"
+    local_run.alive()
 
 
 def test_a_killed_component_is_restarted_and_reported(local_run):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import signal
 import socket
@@ -71,7 +72,23 @@ class Supervisor:
         self.components.append(component)
         return component
 
+    def claim_project(self) -> None:
+        """One make run per project. A second would fail on postgres's own lock file, which does
+        not say what holds it; this lock goes when its process does, however it ends."""
+        self.lock = (self.home / "make-run.lock").open("a+")
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.lock.seek(0)
+            running = self.lock.read().strip()
+            message = f"make run is already running for this project ({running}): use it, or stop it first"
+            raise Failed(message) from None
+        self.lock.truncate(0)
+        self.lock.write(f"pid {os.getpid()}, {self.url}\n")
+        self.lock.flush()
+
     def start(self) -> None:
+        self.claim_project()
         for secret in (self.home / "airflow.db", self.home / "simple_auth_manager_passwords.json.generated"):
             if secret.exists():
                 secret.chmod(0o600)
