@@ -6,10 +6,11 @@ the test chooses only the loopback port (`make run API_PORT=...`) and provides n
 date or setting. Then it does what a new team does in its first minutes, three times in a row:
 unpause every DAG the API lists and trigger each with no logical date and with the current
 time. Every run must succeed, with no "database is locked" in any log, no HTTP error, and the
-scheduler alive. Also: a second make run in the project names the running one and leaves it
-alone, a killed component is restarted and reported, an edit in plugins/ reaches the next task,
-a task running at Ctrl-C finishes and records its state, a connection the user set wins over the
-stand-ins, a second Ctrl-C stops at once, and no process outlives Ctrl-C.
+scheduler alive. Also: a busy port is named before anything starts, a second make run in the
+project names the running one and leaves it alone, a killed component is restarted and
+reported, an edit in plugins/ reaches the next task, a task running at Ctrl-C finishes and
+records its state, a connection the user set wins over the stand-ins, a second Ctrl-C stops at
+once, and no process outlives Ctrl-C.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -80,6 +82,26 @@ def test_generated_makefile_targets_pass(demo, target):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     if target == "test":
         assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+def test_a_busy_port_is_named_with_the_setting_that_moves_it(demo):
+    # Before make run holds the project: something else (another Airflow, a notebook) has the port.
+    _, projects = demo
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            ["make", "-C", str(projects[0]), "run", f"API_PORT={port}"],
+            env=MakeRun.users_environment(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+        )
+    assert result.returncode != 0
+    assert f"127.0.0.1:{port} is in use" in result.stdout and "make run API_PORT=" in result.stdout, result.stdout
+    assert "restarting" not in result.stdout, "nothing may start before the port is known to be free"
 
 
 def root_runtime(project: Path) -> Path:

@@ -68,3 +68,19 @@ def test_a_session_whose_leader_pid_names_a_stranger_is_left_alone(baked, tmp_pa
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_a_failure_is_explained_by_its_error_line_not_by_the_last_line(baked, tmp_path):
+    # What Airflow 3.3's api-server logs when its port is taken, then its shutdown.
+    log = tmp_path / "api-server.log"
+    log.write_text(
+        "2026-12-06T22:52:29.738203Z [error    ] [Errno 98] error while attempting to bind on address "
+        "('127.0.0.1', 8080): address already in use [uvicorn.error] loc=server.py:190\n"
+        "2026-12-06T22:52:29.738569Z [info     ] Application shutdown complete. [uvicorn.error] loc=on.py:76\n"
+    )
+    explain = "import sys; from pathlib import Path; from scripts.run_local.components import last_error_line; "
+    explain += "print(last_error_line(Path(sys.argv[1])))"
+    result = subprocess.run(
+        [sys.executable, "-c", explain, str(log)], cwd=baked("local").path, capture_output=True, text=True, timeout=60
+    )
+    assert "address already in use" in result.stdout, result.stdout + result.stderr

@@ -19,7 +19,10 @@ from scripts.run_local.common import PROJECT, say
 
 LOCKED = "database is locked"
 STOP_GRACE = 30
-ERROR_LINE = re.compile(r"(^[\w.]+(Error|Exception|Exit)\b|\bERROR\b|\bFATAL\b|\bCRITICAL\b|[Ee]rror:)")
+# A traceback's last line, a log level (Airflow's structlog writes "[error    ]"), or an "Error:".
+ERROR_LINE = re.compile(
+    r"(^[\w.]+(Error|Exception|Exit)\b|\bERROR\b|\bFATAL\b|\bCRITICAL\b|\[(error|critical) *\]|[Ee]rror:)"
+)
 
 
 def session_members(sessions: set[int]) -> list[int]:

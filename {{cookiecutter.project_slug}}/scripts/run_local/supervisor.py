@@ -87,8 +87,22 @@ class Supervisor:
         self.lock.write(f"pid {os.getpid()}, {self.url}\n")
         self.lock.flush()
 
+    def check_api_port(self) -> None:
+        """A port something else listens on would show only as an api-server that keeps exiting."""
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+            try:
+                probe.bind((self.args.host, self.args.port))
+            except OSError as error:
+                message = (
+                    f"{self.args.host}:{self.args.port} is in use ({error.strerror}): stop what listens there, "
+                    f"or pick another port, e.g. make run API_PORT={self.args.port + 10}"
+                )
+                raise Failed(message) from None
+
     def start(self) -> None:
         self.claim_project()
+        self.check_api_port()
         for secret in (self.home / "airflow.db", self.home / "simple_auth_manager_passwords.json.generated"):
             if secret.exists():
                 secret.chmod(0o600)
