@@ -221,6 +221,9 @@ def test_services_start_in_order(baked, variant):
         runs_tasks.add("scheduler")  # LocalExecutor, or LocalExecutor standing in for Kubernetes
     for name in runs_tasks:
         assert conditions(name).get("api-server") == "service_healthy", f"{name}: tasks report to the Execution API"
+        # The stop signal reaches the process alone (not each task's), and running tasks get 30 s.
+        assert services[name]["environment"].get("DUMB_INIT_SETSID") == "0", name
+        assert services[name].get("stop_grace_period") == "30s", name
     if "scheduler" not in runs_tasks:
         assert "api-server" not in conditions("scheduler"), "a scheduler that runs no task need not wait"
 

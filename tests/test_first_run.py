@@ -227,22 +227,15 @@ def dag_added(stack: MakeRun, dag_id: str, source: str) -> Iterator[None]:
 
 
 IN_FLIGHT_DAG = """
-import time
-from pathlib import Path
-
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import DAG
 
 with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False,
          default_args={{"owner": "test", "retries": 0}}, tags=["test"]):
-
-    @task
-    def outlast_ctrl_c() -> str:
-        Path({started!r}).touch()
-        time.sleep({seconds})
-        return "finished"
-
-    outlast_ctrl_c()
+    # A shell, as many long tasks are: a SIGTERM would make BashOperator kill it (on_kill), and
+    # it runs in a session of its own.
+    BashOperator(task_id="outlast_ctrl_c", bash_command={command!r})
 """
 
 
@@ -251,7 +244,8 @@ def task_in_execute(stack: MakeRun, dag_id: str, seconds: int, folder: Path) -> 
     """A run of a new one-task DAG whose task sleeps `seconds`: yields its run id once the task is
     inside execute()."""
     started = folder / f"{dag_id}.started"
-    with dag_added(stack, dag_id, IN_FLIGHT_DAG.format(dag_id=dag_id, started=str(started), seconds=seconds)):
+    command = f"touch {started} && sleep {seconds} && echo finished"
+    with dag_added(stack, dag_id, IN_FLIGHT_DAG.format(dag_id=dag_id, command=command)):
         run_id = stack.burst([dag_id], modes=("null",))[dag_id, "null"]
         deadline = time.monotonic() + 600
         while not started.exists():

@@ -19,17 +19,6 @@ class Stop(Exception):
     """Ctrl-C, SIGTERM or SIGHUP: stop everything."""
 
 
-def on_signal(signum, _frame) -> None:
-    raise Stop()
-
-
-def on_signal_while_stopping(signum, _frame) -> None:
-    """Ctrl-C again while running tasks finish: stop at once, and ignore any more."""
-    for each in STOP_SIGNALS:
-        signal.signal(each, signal.SIG_IGN)
-    raise Stop()
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m scripts.run_local", description=run_local.__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="the api-server's address (make run API_HOST=...)")
@@ -43,29 +32,34 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     os.umask(0o077)  # every file make run, Airflow or postgres writes: owner-only
+    supervisor = Supervisor(args)
+
+    def on_signal(signum, _frame) -> None:
+        # From now on a stop signal only hurries the stop along: it never interrupts it.
+        for each in STOP_SIGNALS:
+            signal.signal(each, supervisor.hurry_up)
+        raise Stop()
+
     # Ctrl-C, a stop from make or the system, and a closed terminal all stop every component.
     for signum in STOP_SIGNALS:
         signal.signal(signum, on_signal)
-    supervisor = Supervisor(args)
+    exit_code = 0
     try:
         supervisor.start()
         supervisor.watch()
     except Stop:
-        say("stopping every component")
-        return 0
+        pass
     except Failed as error:
         say(f"FAILED: {error}")
-        say("stopping every component")
-        return 1
+        exit_code = 1
     finally:
         for signum in STOP_SIGNALS:
-            signal.signal(signum, on_signal_while_stopping)
-        try:
+            signal.signal(signum, supervisor.hurry_up)
+        if supervisor.components:
+            say("stopping every component")
             supervisor.stop()
-        except Stop:
-            supervisor.stop(at_once=True)
-        say("stopped")
-    return 0
+            say("stopped")
+    return exit_code
 
 
 if __name__ == "__main__":

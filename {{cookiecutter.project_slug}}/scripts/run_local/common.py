@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -12,7 +13,9 @@ class Failed(Exception):
 
 
 def say(message: str) -> None:
-    print(f"[make run] {message}", flush=True)
+    # A closed terminal or a gone pipe (`make run | tee`) must not keep make run from stopping.
+    with contextlib.suppress(OSError):
+        print(f"[make run] {message}", flush=True)
 
 
 def owner_only(path: Path) -> Path:

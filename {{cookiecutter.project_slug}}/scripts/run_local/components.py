@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,20 +20,35 @@ from scripts.run_local.common import PROJECT, say
 
 LOCKED = "database is locked"
 STOP_GRACE = 30
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # Airflow colours its log when FORCE_COLOR is set
 # A traceback's last line, a log level (Airflow's structlog writes "[error    ]"), or an "Error:".
 ERROR_LINE = re.compile(
     r"(^[\w.]+(Error|Exception|Exit)\b|\bERROR\b|\bFATAL\b|\bCRITICAL\b|\[(error|critical) *\]|[Ee]rror:)"
 )
 
 
-def session_members(sessions: set[int]) -> list[int]:
-    """Every process in these sessions, whatever its process group."""
-    members = []
-    for pid in psutil.pids():
-        with contextlib.suppress(OSError):
-            if os.getsid(pid) in sessions:
-                members.append(pid)
-    return members
+def never() -> bool:
+    return False
+
+
+def started_in(sessions: set[int]) -> list[psutil.Process]:
+    """Every live process of these sessions, and every descendant of one, whatever its process
+    group or session: Airflow gives each task a process group of its own, and BashOperator gives
+    its shell a session of its own."""
+    found: dict[int, psutil.Process] = {}
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(process.pid) in sessions:
+                found[process.pid] = process
+                found.update((child.pid, child) for child in process.children(recursive=True))
+    return [process for process in found.values() if alive(process)]
+
+
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def last_error_line(log: Path) -> str:
@@ -43,6 +59,7 @@ def last_error_line(log: Path) -> str:
             lines = [line.strip() for line in stream.read().decode(errors="replace").splitlines() if line.strip()]
     except OSError:
         return "(no log)"
+    lines = [ANSI_COLOUR.sub("", line) for line in lines]
     for line in reversed(lines):
         if ERROR_LINE.search(line):
             return line[:400]
@@ -98,28 +115,42 @@ class Component:
         self.scanned = start + len(data)
         return data.decode(errors="replace")
 
-    def signal_group(self, signum: int) -> None:
+    def signal(self, signum: int) -> None:
+        """To the process alone: it stops its own children, as Airflow's components do. (A signal
+        to the whole group would reach each running task, and SIGTERM makes a task kill itself.)"""
         if self.process and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signum)
+                os.kill(self.process.pid, signum)
 
     def still_leads(self, leader: int) -> bool:
         """Whether a session this component started is still its own: its leader is the process
         not yet reaped, or its pid is free. (A reaped leader's pid may belong to a stranger.)"""
         return (leader == self.process.pid and self.process.returncode is None) or not psutil.pid_exists(leader)
 
-    def wait_stopped(self, deadline: float) -> None:
+    def wait_stopped(self, deadline: float, give_up: Callable[[], bool] = never) -> None:
+        """Wait for the process to exit, until the deadline or until give_up() is true; then kill
+        whatever it started that still runs."""
         if not self.process:
             return
-        try:
-            self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+        while self.process.poll() is None and time.monotonic() < deadline and not give_up():
+            time.sleep(0.1)
+        if self.process.poll() is None and not give_up():
             say(f"{self.name} did not stop within {STOP_GRACE} s; killing it")
-        # Nothing a component started may outlive it. Airflow puts each task process in a process
-        # group of its own, so the group is not enough: every session this component led is.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        for pid in session_members({leader for leader in self.sessions if self.still_leads(leader)}):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        self.kill_what_it_started()
         self.process.wait()
+
+    def kill_what_it_started(self) -> None:
+        """SIGKILL to the process, its group, and everything started_in() the sessions it led."""
+        for _ in range(3):  # again, for what forked while we looked
+            # Look before killing: a process whose parent dies moves to init, out of children()'s reach.
+            left = started_in({leader for leader in self.sessions if self.still_leads(leader)})
+            if self.process.poll() is None:  # not yet reaped, so its pid is still its group's
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+            left = [process for process in left if process.pid != self.process.pid]
+            if not left:
+                return
+            for process in left:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
+            psutil.wait_procs(left, timeout=5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import fcntl
 import os
 import signal
@@ -14,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from scripts.run_local.common import PROJECT, Failed, owner_only, say
-from scripts.run_local.components import LOCKED, STOP_GRACE, Component, last_error_line
+from scripts.run_local.components import LOCKED, STOP_GRACE, Component, last_error_line, never
 from scripts.run_local.postgres import EmbeddedPostgres
 from scripts.run_local.settings import EXAMPLE_STAND_INS
 
@@ -39,6 +40,7 @@ class Supervisor:
         self.home = owner_only(Path(os.environ["AIRFLOW_HOME"]))
         self.logs = owner_only(self.home / "logs" / "make-run")
         self.components: list[Component] = []
+        self.hurry = False
         self.env = dict(os.environ)
         self.url = f"http://{'127.0.0.1' if args.host in ('127.0.0.1', 'localhost') else socket.getfqdn()}:{args.port}"
 
@@ -89,16 +91,16 @@ class Supervisor:
 
     def check_api_port(self) -> None:
         """A port something else listens on would show only as an api-server that keeps exiting."""
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+        host, port = self.args.host, self.args.port
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:  # as uvicorn binds
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                probe.bind((self.args.host, self.args.port))
+                probe.bind((host, port))
             except OSError as error:
-                message = (
-                    f"{self.args.host}:{self.args.port} is in use ({error.strerror}): stop what listens there, "
-                    f"or pick another port, e.g. make run API_PORT={self.args.port + 10}"
-                )
-                raise Failed(message) from None
+                if error.errno == errno.EADDRINUSE:
+                    advice = f"stop what listens there, or pick another port, e.g. make run API_PORT={port + 10}"
+                    raise Failed(f"{host}:{port} is in use: {advice}") from None
+                raise Failed(f"the api-server cannot listen on API_HOST={host} API_PORT={port}: {error}") from None
 
     def start(self) -> None:
         self.claim_project()
@@ -211,24 +213,31 @@ class Supervisor:
             time.sleep(1)
             self.check()
 
-    def stop(self, at_once: bool = False) -> None:
-        """Stop the components group by group (STOP_LATER), each group once the one before has exited.
+    def hurry_up(self, signum: int, _frame) -> None:
+        """Ctrl-C again while the components stop: stop them at once (see stop())."""
+        self.hurry = True
 
-        `at_once` (a second Ctrl-C) kills all but the database instead of waiting for running tasks.
-        """
-        if at_once:
-            say("stopping at once: running tasks are killed, and the next make run runs them again")
-        elif any(component.name == "scheduler" for component in self.components):
+    def in_a_hurry(self) -> bool:
+        return self.hurry
+
+    def stop(self) -> None:
+        """Stop the components group by group (STOP_LATER), each group once the one before has
+        exited. Once hurry_up() is called, all but postgres are killed at once instead."""
+        if any(component.name == "scheduler" for component in self.components):
             say(f"running tasks get up to {STOP_GRACE} s to finish and record their state; Ctrl-C again stops at once")
         later = {name for group in STOP_LATER for name in group}
         groups = [[component for component in self.components if component.name not in later]]
         groups += [[component for component in self.components if component.name in group] for group in STOP_LATER]
+        told = False
         for group in groups:
             for component in group:
                 if component.name == "postgres":
-                    component.signal_group(signal.SIGINT)  # its fast shutdown: roll back, checkpoint, exit
-                else:
-                    component.signal_group(signal.SIGKILL if at_once else signal.SIGTERM)
+                    component.signal(signal.SIGINT)  # its fast shutdown: roll back, checkpoint, exit
+                elif not self.hurry:
+                    component.signal(signal.SIGTERM)
             deadline = time.monotonic() + STOP_GRACE
             for component in group:
-                component.wait_stopped(deadline)
+                component.wait_stopped(deadline, never if component.name == "postgres" else self.in_a_hurry)
+            if self.hurry and not told:
+                say("stopping at once: running tasks are killed; the next make run re-runs or fails them")
+                told = True
