@@ -278,6 +278,23 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def make_run_command(project: Path, port: int) -> list[str]:
+    """`make run` as a user types it; the test chooses only the port."""
+    return ["make", "-C", str(project), "run", f"API_PORT={port}"]
+
+
+def make_run_that_must_refuse(project: Path, port: int) -> subprocess.CompletedProcess:
+    """A `make run` expected to refuse to start, run to its exit with a user's environment."""
+    return subprocess.run(
+        make_run_command(project, port),
+        env=MakeRun.users_environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 @dataclass
 class MakeRun(RestClient):
     """The project's own `make run`, started as a user starts it. The test chooses only the
@@ -311,7 +328,7 @@ class MakeRun(RestClient):
         earlier = len(self.said()) if self.output.exists() else 0  # a second start appends
         with self.output.open("a") as out:
             self.process = subprocess.Popen(
-                ["make", "-C", str(self.project), "run", f"API_PORT={self.port}"],
+                make_run_command(self.project, self.port),
                 env=env | {self.marker: "1"},
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from airflow_stack import LOCK_ERROR, MakeRun, lock_errors, make_run
+from airflow_stack import LOCK_ERROR, MakeRun, lock_errors, make_run, make_run_that_must_refuse
 from helpers import TEMPLATE_DIR
 from services import CaptureServer, capture_server, free_port
 
@@ -91,14 +91,7 @@ def test_a_busy_port_is_named_with_the_setting_that_moves_it(demo):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run(
-            ["make", "-C", str(projects[0]), "run", f"API_PORT={port}"],
-            env=MakeRun.users_environment(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            stdin=subprocess.DEVNULL,
-        )
+        result = make_run_that_must_refuse(projects[0], port)
     assert result.returncode != 0
     assert f"127.0.0.1:{port} is in use" in result.stdout and "make run API_PORT=" in result.stdout, result.stdout
     assert "restarting" not in result.stdout, "nothing may start before the port is known to be free"
@@ -165,14 +158,7 @@ def test_make_run_serves_on_loopback_and_says_how_to_log_in(local_run):
 
 def test_a_second_make_run_in_the_project_names_the_running_one_and_leaves_it_alone(local_run):
     # A second terminal, a forgotten tab: the user runs make run again in the same project.
-    result = subprocess.run(
-        ["make", "-C", str(local_run.project), "run", f"API_PORT={free_port()}"],
-        env=local_run.users_environment(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
+    result = make_run_that_must_refuse(local_run.project, free_port())
     assert result.returncode != 0
     running = re.search(r"make run is already running for this project \(pid (\d+), (\S+)\)", result.stdout)
     assert running, result.stdout + result.stderr
