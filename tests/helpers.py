@@ -104,12 +104,15 @@ def project_venv(project: BakedProject) -> Path:
     """A venv with the project's own requirements-dev.txt, built once per distinct set and cached.
 
     Python 3.11 variants install with plain pip, as the project's README promises works; the
-    others use uv, which resolves the same pins much faster.
+    others use uv, which resolves the same pins much faster. Both write bytecode as they install,
+    as pip does by default and the project's Makefile asks uv to: where PYTHONDONTWRITEBYTECODE is
+    set (this machine sets it), a venv without it compiles every module from source in every
+    process, and `import airflow` then costs about twice the CPU (docs/benchmarks.md).
     """
     version = project.answer("python_version")
     installer = "pip" if version == "3.11" else "uv"
     inputs = [project.read(name) for name in ("requirements.txt", "requirements-dev.txt", "constraints.txt")]
-    key = hashlib.sha256("\0".join([version, installer, *inputs]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\0".join([version, installer, "with bytecode", *inputs]).encode()).hexdigest()[:16]
     venv = VENV_CACHE / key
     VENV_CACHE.mkdir(parents=True, exist_ok=True)
     with FileLock(str(venv) + ".lock"):
@@ -122,7 +125,8 @@ def project_venv(project: BakedProject) -> Path:
                 install = [python, "-m", "pip", "install", "--quiet", "-r", "requirements-dev.txt"]
             else:
                 run([uv, "venv", "--quiet", "--python", python_for(version), str(venv)], cwd=project.path)
-                install = [uv, "pip", "install", "--quiet", "--python", python, "-r", "requirements-dev.txt"]
+                install = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", python]
+                install += ["-r", "requirements-dev.txt"]
             run(install, cwd=project.path, timeout=1500)
             (venv / ".complete").touch()
     return venv
