@@ -8,9 +8,11 @@ unpacked into a temporary folder. Bakes alternate between the two templates so t
 other work on the machine falls on both alike. Prints a Markdown table of medians in
 milliseconds; the row "local, no hooks" shows what the two hook interpreters cost.
 
-Two floor rows bound what any change to the template's files can win: a copy of this tree in
-which cookiecutter copies every file without rendering it (`_copy_without_render: ["*"]`; paths
-and prompts are still rendered), without hooks and with two empty hook scripts.
+Bound rows show what any change to the template's files can win. Each is a copy of this tree in
+which cookiecutter copies some files without rendering them (paths and prompts are still
+rendered): every file, without hooks, with two empty hook scripts and with the real hooks; and
+only the Markdown pages (README.md and docs/), with the real hooks, which is what a bake would
+cost if no page held per-option text.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TEMPLATE_DIR / "tests"))
 from helpers import VARIANTS  # noqa: E402  (the test matrix is the one list of variants)
 
+TEMPLATE_COPIED = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())["_copy_without_render"]
+
 
 def bake_ms(template: Path, overrides: dict, hooks: bool = True) -> float:
     # Both templates have a local_extensions module: import each bake's own, as a fresh process would.
@@ -49,19 +53,29 @@ def unpack(commit: str, destination: Path) -> Path:
     return destination
 
 
-def floor_template(destination: Path, empty_hooks: bool) -> Path:
-    """This tree with no file rendered, and with no hooks or with hooks that do nothing."""
-    template = destination / ("floor-empty-hooks" if empty_hooks else "floor-no-hooks")
+def bound_template(destination: Path, copied: list[str], hooks: str) -> Path:
+    """This tree with the `copied` patterns never rendered, and hooks "none", "empty" or "real"."""
+    template = destination / f"bound-{len(copied)}-{hooks}"
     shutil.copytree(TEMPLATE_DIR, template, ignore=shutil.ignore_patterns(".git", ".cache", ".demo", "benchmarks"))
     settings = json.loads((template / "cookiecutter.json").read_text())
-    settings["_copy_without_render"] = ["*"]
+    settings["_copy_without_render"] = copied
     (template / "cookiecutter.json").write_text(json.dumps(settings))
-    shutil.rmtree(template / "hooks")
-    if empty_hooks:
+    if hooks != "real":
+        shutil.rmtree(template / "hooks")
+    if hooks == "empty":
         (template / "hooks").mkdir()
         for hook in ("pre_gen_project.py", "post_gen_project.py"):
             (template / "hooks" / hook).write_text("")
     return template
+
+
+# (row, files copied without rendering, hooks): what is left when the files render for free.
+BOUNDS = (
+    ("floor: local, every file copied, no hooks", ["*"], "none"),
+    ("floor: local, every file copied, two empty hooks", ["*"], "empty"),
+    ("bound: local, every file copied, the real hooks", ["*"], "real"),
+    ("bound: local, Markdown pages copied, the rest rendered as now", ["*.md", *TEMPLATE_COPIED], "real"),
+)
 
 
 def main() -> None:
@@ -86,12 +100,17 @@ def main() -> None:
                     for template, samples in timings.items():
                         samples.append(bake_ms(template, overrides, hooks))
                 rows.append((name, *(statistics.median(samples) for samples in timings.values())))
-            for empty_hooks in (False, True):
-                floor = floor_template(Path(scratch), empty_hooks)
-                bake_ms(floor, {})
-                samples = [bake_ms(floor, VARIANTS["local"], empty_hooks) for _ in range(args.runs)]
-                hooks = "two empty hooks" if empty_hooks else "no hooks"
-                rows.append((f"floor: local, every file copied, {hooks}", float("nan"), statistics.median(samples)))
+            # The bound templates take turns too, after one warm-up bake each, and with this tree
+            # itself, so that each bound compares with a bake made under the same load.
+            bounds = [("local, taking turns with the rows below", TEMPLATE_DIR, "real")]
+            bounds += [(name, bound_template(Path(scratch), copied, hooks), hooks) for name, copied, hooks in BOUNDS]
+            for _, bound, _ in bounds:
+                bake_ms(bound, {})
+            bound_samples = {name: [] for name, _, _ in bounds}
+            for _ in range(args.runs):
+                for name, bound, hooks in bounds:
+                    bound_samples[name].append(bake_ms(bound, VARIANTS["local"], hooks != "none"))
+            rows += [(name, float("nan"), statistics.median(samples)) for name, samples in bound_samples.items()]
         finally:
             sys.stdout.flush()
             os.dup2(stdout, 1)
