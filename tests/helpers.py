@@ -27,6 +27,15 @@ OPTIONS = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
 PUBLIC_OPTIONS = {name for name in OPTIONS if not name.startswith("_")}
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
+# Every process the tests and benchmarks start keeps the bytecode of what it imports, in one folder
+# away from the baked projects (whose files the tests list) and the venvs. Where
+# PYTHONDONTWRITEBYTECODE is set (this machine sets it), each Airflow process would compile its
+# imports from source instead, and `import airflow` takes twice the CPU. Writing bytecode as
+# modules are imported costs less than `uv pip install --compile-bytecode`, which compiles every
+# file of a venv (the Kubernetes clients' alone are thousands that Airflow never imports).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+os.environ["PYTHONPYCACHEPREFIX"] = str(TEMPLATE_DIR / ".cache" / "pycache")
+
 # Named bakes: every executor, and every other option value at least once.
 VARIANTS: dict[str, dict] = {
     "local": {"executor": "LocalExecutor"},
@@ -104,15 +113,12 @@ def project_venv(project: BakedProject) -> Path:
     """A venv with the project's own requirements-dev.txt, built once per distinct set and cached.
 
     Python 3.11 variants install with plain pip, as the project's README promises works; the
-    others use uv, which resolves the same pins much faster. Both write bytecode as they install,
-    as pip does by default and the project's Makefile asks uv to: where PYTHONDONTWRITEBYTECODE is
-    set (this machine sets it), a venv without it compiles every module from source in every
-    process, and `import airflow` then costs about twice the CPU (docs/benchmarks.md).
+    others use uv, which resolves the same pins much faster.
     """
     version = project.answer("python_version")
     installer = "pip" if version == "3.11" else "uv"
     inputs = [project.read(name) for name in ("requirements.txt", "requirements-dev.txt", "constraints.txt")]
-    key = hashlib.sha256("\0".join([version, installer, "with bytecode", *inputs]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\0".join([version, installer, *inputs]).encode()).hexdigest()[:16]
     venv = VENV_CACHE / key
     VENV_CACHE.mkdir(parents=True, exist_ok=True)
     with FileLock(str(venv) + ".lock"):
@@ -125,8 +131,7 @@ def project_venv(project: BakedProject) -> Path:
                 install = [python, "-m", "pip", "install", "--quiet", "-r", "requirements-dev.txt"]
             else:
                 run([uv, "venv", "--quiet", "--python", python_for(version), str(venv)], cwd=project.path)
-                install = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", python]
-                install += ["-r", "requirements-dev.txt"]
+                install = [uv, "pip", "install", "--quiet", "--python", python, "-r", "requirements-dev.txt"]
             run(install, cwd=project.path, timeout=1500)
             (venv / ".complete").touch()
     return venv
