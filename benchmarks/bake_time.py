@@ -78,6 +78,15 @@ BOUNDS = (
 )
 
 
+def medians_taking_turns(bakes: list[tuple[Path, dict, bool]], runs: int) -> list[float]:
+    """Median ms of each (template, overrides, hooks) bake; the bakes take turns, so load falls on all alike."""
+    samples: list[list[float]] = [[] for _ in bakes]
+    for _ in range(runs):
+        for bake_samples, bake in zip(samples, bakes, strict=True):
+            bake_samples.append(bake_ms(*bake))
+    return [statistics.median(bake_samples) for bake_samples in samples]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
@@ -95,22 +104,19 @@ def main() -> None:
             for template in (baseline, TEMPLATE_DIR):  # warm imports and disk caches once
                 bake_ms(template, {})
             for name, overrides, hooks in cases:
-                timings = {baseline: [], TEMPLATE_DIR: []}
-                for _ in range(args.runs):
-                    for template, samples in timings.items():
-                        samples.append(bake_ms(template, overrides, hooks))
-                rows.append((name, *(statistics.median(samples) for samples in timings.values())))
+                before, after = medians_taking_turns(
+                    [(baseline, overrides, hooks), (TEMPLATE_DIR, overrides, hooks)], args.runs
+                )
+                rows.append((name, before, after))
             # The bound templates take turns too, after one warm-up bake each, and with this tree
             # itself, so that each bound compares with a bake made under the same load.
             bounds = [("local, taking turns with the rows below", TEMPLATE_DIR, "real")]
             bounds += [(name, bound_template(Path(scratch), copied, hooks), hooks) for name, copied, hooks in BOUNDS]
             for _, bound, _ in bounds:
                 bake_ms(bound, {})
-            bound_samples = {name: [] for name, _, _ in bounds}
-            for _ in range(args.runs):
-                for name, bound, hooks in bounds:
-                    bound_samples[name].append(bake_ms(bound, VARIANTS["local"], hooks != "none"))
-            rows += [(name, float("nan"), statistics.median(samples)) for name, samples in bound_samples.items()]
+            bakes = [(bound, VARIANTS["local"], hooks != "none") for _, bound, hooks in bounds]
+            medians = medians_taking_turns(bakes, args.runs)
+            rows += [(name, float("nan"), median) for (name, _, _), median in zip(bounds, medians, strict=True)]
         finally:
             sys.stdout.flush()
             os.dup2(stdout, 1)
