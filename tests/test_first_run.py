@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,12 +225,20 @@ with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1), ca
 """
 
 
+@dataclass
+class InFlight:
+    """A run of a one-task DAG whose task is inside execute() and ends when `release` exists."""
+
+    run_id: str
+    release: Path
+
+
 @contextlib.contextmanager
-def task_in_execute(stack: MakeRun, dag_id: str, seconds: int, folder: Path) -> Iterator[str]:
-    """A run of a new one-task DAG whose task sleeps `seconds`: yields its run id once the task is
-    inside execute()."""
-    started = folder / f"{dag_id}.started"
-    command = f"touch {started} && sleep {seconds} && echo finished"
+def task_in_execute(stack: MakeRun, dag_id: str, folder: Path) -> Iterator[InFlight]:
+    """A run of a new one-task DAG, yielded once its task is inside execute(). The task runs until
+    the test creates the release file, so no test depends on how fast the box finishes a task."""
+    started, release = folder / f"{dag_id}.started", folder / f"{dag_id}.release"
+    command = f"touch {started} && until [ -e {release} ]; do sleep 0.1; done && echo finished"
     with dag_added(stack, dag_id, IN_FLIGHT_DAG.format(dag_id=dag_id, command=command)):
         run_id = stack.burst([dag_id], modes=("null",))[dag_id, "null"]
         deadline = time.monotonic() + 600
@@ -238,7 +246,15 @@ def task_in_execute(stack: MakeRun, dag_id: str, seconds: int, folder: Path) -> 
             stack.alive()
             assert time.monotonic() < deadline, stack.task_instances(dag_id, run_id)
             time.sleep(0.5)
-        yield run_id
+        yield InFlight(run_id, release)
+
+
+def wait_to_read(read: Callable[[], str], text: str, timeout: float = 600) -> None:
+    """Wait until read() contains text. (The timeout only ends a hang; no result depends on it.)"""
+    deadline = time.monotonic() + timeout
+    while text not in read():
+        assert time.monotonic() < deadline, f"{text!r} did not appear in:\n{read()[-3000:]}"
+        time.sleep(0.2)
 
 
 def test_every_dag_succeeds_through_three_bursts(local_run, tmp_path_factory):
@@ -334,11 +350,16 @@ def test_local_state_is_owner_only(local_run):
     assert (home / "airflow.db").exists(), "make demo's SQLite database is checked too"
 
 
+SCHEDULER_GOT_SIGTERM = "Exiting gracefully upon receiving signal 15"  # Airflow's scheduler, in its log
+
+
 @dataclass
 class Restart:
     """What the user left in flight and changed around one Ctrl-C and restart of `make run`."""
 
     in_flight_run: str
+    said_while_stopping: str
+    left_after_stop: list[int]
     their_api: CaptureServer
     their_port: int
 
@@ -347,35 +368,45 @@ class Restart:
 def restart(local_run, tmp_path_factory):
     """The user points example_api at their own system in the UI (here its REST API), triggers a
     task that is inside execute() when they press Ctrl-C, sets example_export_api in .env, and
-    starts make run again. One restart serves the two tests below: each is a minute of make run."""
+    starts make run again. One restart serves the two tests below: each is a minute of make run.
+    The tests assert what the stop left; the fixture restarts make run whatever it left, so that
+    one failure does not take the next tests' make run with it."""
     routes = {
         "/orders": (200, b'{"records": [{"order_id": "theirs"}]}'),
         "/exports/": (200, b'{"state": "ready", "rows": 1}'),
     }
     env_file = local_run.project / ".env"
     original_env = env_file.read_text()
+    scheduler_log = local_run.logs / "scheduler.log"
     with capture_server(routes) as their_api:
         port = int(their_api.url.rsplit(":", 1)[1])
         body = {"connection_id": "example_api", "conn_type": "http", "host": "127.0.0.1", "port": port}
         local_run.request("PATCH", "/api/v2/connections/example_api", body)
-        with task_in_execute(local_run, "in_flight_probe", 10, tmp_path_factory.mktemp("in-flight")) as run_id:
-            # Ctrl-C: make run stops every process it started.
-            before_ctrl_c = len(local_run.said())
-            local_run.interrupt()
-            assert local_run.wait_until_gone() == [], "processes outlived Ctrl-C"
-            assert "[make run] stopped" in local_run.said()
-            assert "did not stop within" not in local_run.said()[before_ctrl_c:]
+        with task_in_execute(local_run, "in_flight_probe", tmp_path_factory.mktemp("in-flight")) as task:
+            before_ctrl_c, scheduler_before = len(local_run.said()), len(scheduler_log.read_text())
             try:
+                local_run.press_ctrl_c()
+                # The task ends only once the scheduler has been told to stop, however long the
+                # box takes to get there: it must still finish and record its state.
+                wait_to_read(lambda: scheduler_log.read_text()[scheduler_before:], SCHEDULER_GOT_SIGTERM)
+                task.release.touch()
+                local_run.process.wait(timeout=600)
+                left = local_run.wait_until_gone()
+                said_while_stopping = local_run.said()[before_ctrl_c:]
                 env_file.write_text(original_env + f"AIRFLOW_CONN_EXAMPLE_EXPORT_API={their_api.url}\n")
-                local_run.start()
             finally:
+                local_run.kill_everything()
+                local_run.start()
                 env_file.write_text(original_env)
-            yield Restart(run_id, their_api, port)
+            yield Restart(task.run_id, said_while_stopping, left, their_api, port)
 
 
 def test_ctrl_c_lets_a_running_task_finish_and_record_its_state(local_run, restart):
-    # The task ended well within make run's grace: its end must have reached the api-server.
-    # Lost, the task would still be running, and the new scheduler would run it again as try 2.
+    assert restart.left_after_stop == [], "processes outlived Ctrl-C"
+    assert "[make run] stopped" in restart.said_while_stopping, restart.said_while_stopping
+    # The task ended after its scheduler was told to stop: its end must have reached the
+    # api-server. Killed or lost, it would not be a success of try 1: the new scheduler would
+    # run it again as try 2, or fail it.
     [task_instance] = local_run.task_instances("in_flight_probe", restart.in_flight_run)
     assert (task_instance["state"], task_instance["try_number"]) == ("success", 1), task_instance
     runs = {("in_flight_probe", "null"): restart.in_flight_run}
@@ -396,17 +427,15 @@ def test_connections_the_user_sets_win_over_the_stand_ins(local_run, restart):
 
 
 def test_ctrl_c_twice_stops_at_once_and_leaves_no_process(local_run, tmp_path):
-    # A task that would outlast make run's grace: the user presses Ctrl-C, reads that running
-    # tasks get 30 s, and presses it again.
-    with task_in_execute(local_run, "long_task_probe", 3600, tmp_path):
+    # A task that is never released outlasts make run's grace: the user presses Ctrl-C, reads
+    # that running tasks get 30 s, and presses it again.
+    with task_in_execute(local_run, "long_task_probe", tmp_path):
         before_ctrl_c = len(local_run.said())
         local_run.press_ctrl_c()
-        deadline = time.monotonic() + 120
-        while "Ctrl-C again stops at once" not in local_run.said()[before_ctrl_c:]:
-            assert time.monotonic() < deadline, local_run.said()[before_ctrl_c:]
-            time.sleep(0.2)
+        wait_to_read(lambda: local_run.said()[before_ctrl_c:], "Ctrl-C again stops at once")
         local_run.interrupt()
         assert local_run.wait_until_gone() == [], "processes outlived Ctrl-C"
         said = local_run.said()[before_ctrl_c:]
         assert "stopping at once" in said and "[make run] stopped" in said, said
-        assert "did not stop within" not in said, said
+        # Without the second Ctrl-C, make run would wait out the grace for the scheduler.
+        assert "scheduler did not stop within" not in said, said
