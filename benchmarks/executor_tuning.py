@@ -29,13 +29,13 @@ from airflow_stack import airflow_stack  # noqa: E402  (the test suite's stack, 
 from helpers import VARIANTS, BakedProject, bake  # noqa: E402
 from services import postgres_server, redis_server  # noqa: E402
 
-BENCH_DAGS = """
-import pendulum
+BENCH_HEADER = """import pendulum
 from airflow.sdk import DAG, task
 
 ARGS = {"owner": "bench", "retries": 0}
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
-
+"""
+BENCH_MAPPED = """
 with DAG("bench_mapped", schedule=None, start_date=START, catchup=False, default_args=ARGS, tags=["bench"]):
 
     @task
@@ -43,22 +43,34 @@ with DAG("bench_mapped", schedule=None, start_date=START, catchup=False, default
         pass
 
     noop.expand(number=list(range(100)))
-
+"""
 # Real (if tiny) tasks: EmptyOperator would be marked done by the scheduler, never executed.
-with DAG("bench_wide", schedule=None, start_date=START, catchup=False, default_args=ARGS, tags=["bench"]):
+BENCH_INDEPENDENT = """
+with DAG("{dag_id}", schedule=None, start_date=START, catchup=False, default_args=ARGS, tags=["bench"]):
 
     @task
     def short() -> None:
         pass
 
-    for number in range(100):
-        short.override(task_id=f"short_{number}")()
-
-for fleet in range(10):
-    with DAG(f"bench_fleet_{fleet}", schedule=None, start_date=START, catchup=False, default_args=ARGS, tags=["bench"]):
-        for number in range(10):
-            short.override(task_id=f"short_{number}")()
+    for number in range({tasks}):
+        short.override(task_id=f"short_{{number}}")()
 """
+BENCH_DAG_BODIES = {
+    "bench_mapped": BENCH_MAPPED,
+    "bench_wide": BENCH_INDEPENDENT.format(dag_id="bench_wide", tasks=100),
+    **{f"bench_fleet_{n}": BENCH_INDEPENDENT.format(dag_id=f"bench_fleet_{n}", tasks=10) for n in range(10)},
+}
+
+
+def bench_dag_files(layout: str) -> dict[str, str]:
+    """dags/ file name -> source. "per-dag" is one DAG per file, as the template's own dags/ are:
+    a task parses only its own DAG's file. "one" is every DAG in one file (the layout before
+    2026-12-07), where each task builds all 12 DAGs, 201 tasks."""
+    if layout == "one":
+        return {"bench_dags.py": BENCH_HEADER + "".join(BENCH_DAG_BODIES.values())}
+    return {f"{dag_id}.py": BENCH_HEADER + body for dag_id, body in BENCH_DAG_BODIES.items()}
+
+
 # A workload is the DAGs triggered together and timed until the last one succeeds.
 WORKLOADS = {
     "bench_mapped": ("bench_mapped",),
@@ -309,6 +321,12 @@ def main() -> None:
         metavar="NAME:AIRFLOW__SECTION__KEY=VALUE,...",
         help="also measure the tuned config with these overrides (repeatable); NAME celery.x: that executor only",
     )
+    parser.add_argument(
+        "--dag-files",
+        choices=["per-dag", "one"],
+        default="per-dag",
+        help="one DAG per file (default), or all 12 in one file as runs before 2026-12-07 had them",
+    )
     parser.add_argument("--write", action="store_true", help="write the tables into docs/benchmarks.md")
     args = parser.parse_args()
     rows = []
@@ -318,7 +336,8 @@ def main() -> None:
     for executor in args.executors:
         scratch = Path(tempfile.mkdtemp(prefix=f"bench-{executor}-"))
         project = BakedProject(bake(scratch, **VARIANTS[executor]), VARIANTS[executor])
-        (project.path / "dags" / "bench_dags.py").write_text(BENCH_DAGS)
+        for name, source in bench_dag_files(args.dag_files).items():
+            (project.path / "dags" / name).write_text(source)
         stock_cfg = scratch / "stock.cfg"
         stock_cfg.write_text(f"[core]\nexecutor = {'CeleryExecutor' if executor == 'celery' else 'LocalExecutor'}\n")
         with postgres_server(tuple(configs)) as urls, redis_server() as broker:

@@ -33,7 +33,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TEMPLATE_DIR / "tests"))
 sys.path.insert(0, str(TEMPLATE_DIR / "benchmarks"))
 from airflow_stack import airflow_stack  # noqa: E402
-from executor_tuning import BENCH_DAGS  # noqa: E402
+from executor_tuning import bench_dag_files  # noqa: E402
 from helpers import VARIANTS, BakedProject, bake  # noqa: E402
 from services import postgres_server, redis_server  # noqa: E402
 
@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--executor", default="local", choices=["local", "celery"])
     parser.add_argument("--rate", type=int, default=100, help="samples per second")
     parser.add_argument("--top", type=int, default=8)
+    parser.add_argument("--dag-files", choices=["per-dag", "one"], default="per-dag", help="as executor_tuning.py")
     parser.add_argument("--raw", type=Path, help="report on the py-spy output in this folder instead of recording")
     args = parser.parse_args()
     if args.raw:
@@ -138,7 +139,8 @@ def main() -> None:
         sys.exit("task_profile.py needs py-spy: pip install py-spy (it is in requirements-dev.txt)")
     scratch = Path(tempfile.mkdtemp(prefix=f"profile-{args.executor}-"))
     project = BakedProject(bake(scratch, **VARIANTS[args.executor]), VARIANTS[args.executor])
-    (project.path / "dags" / "bench_dags.py").write_text(BENCH_DAGS)
+    for name, source in bench_dag_files(args.dag_files).items():
+        (project.path / "dags" / name).write_text(source)
     home = scratch / "home"
     home.mkdir()
     with postgres_server(("profile",)) as urls, redis_server() as broker:
