@@ -3,10 +3,10 @@
     PYENV_VERSION=... .cache/tools/bin/python benchmarks/executor_tuning.py [--executors local celery] [--runs 3]
 
 For each executor it bakes the project, installs its pinned requirements (the test suite's
-cached venvs), adds two benchmark DAGs (100 mapped no-op tasks; 100 independent no-op tasks),
-and runs the same stack twice on the same Postgres server, once with the project's
-config/airflow.cfg and once with an empty config (Airflow's stock defaults, plus only the
-executor). Per DAG it reports the median over runs of trigger-to-success wall time, the peak
+cached venvs), adds the benchmark DAGs, one file each (100 mapped no-op tasks; 100
+independent no-op tasks; 10 DAGs of 10), and runs the same stack twice on the same Postgres
+server, once with the project's config/airflow.cfg and once with an empty config (Airflow's
+stock defaults, plus only the executor). Per DAG it reports the median over runs of trigger-to-success wall time, the peak
 RSS summed over every Airflow process, and the median queued-to-running delay of its tasks;
 and `airflow dags report`'s parse time per file.
 """
