@@ -393,11 +393,13 @@ def restart(local_run, tmp_path_factory):
                 local_run.process.wait(timeout=600)
                 left = local_run.wait_until_gone()
                 said_while_stopping = local_run.said()[before_ctrl_c:]
-                env_file.write_text(original_env + f"AIRFLOW_CONN_EXAMPLE_EXPORT_API={their_api.url}\n")
             finally:
                 local_run.kill_everything()
-                local_run.start()
-                env_file.write_text(original_env)
+                env_file.write_text(original_env + f"AIRFLOW_CONN_EXAMPLE_EXPORT_API={their_api.url}\n")
+                try:
+                    local_run.start()
+                finally:
+                    env_file.write_text(original_env)
             yield Restart(task.run_id, said_while_stopping, left, their_api, port)
 
 
