@@ -6,9 +6,9 @@ For each executor it bakes the project, installs its pinned requirements (the te
 cached venvs), adds the benchmark DAGs, one file each (100 mapped no-op tasks; 100
 independent no-op tasks; 10 DAGs of 10), and runs the same stack twice on the same Postgres
 server, once with the project's config/airflow.cfg and once with an empty config (Airflow's
-stock defaults, plus only the executor). Per DAG it reports the median over runs of trigger-to-success wall time, the peak
-RSS summed over every Airflow process, and the median queued-to-running delay of its tasks;
-and `airflow dags report`'s parse time per file.
+stock defaults, plus only the executor). Per DAG it reports the median over runs of
+trigger-to-success wall time, the peak RSS summed over every Airflow process, and the median
+queued-to-running delay of its tasks; and `airflow dags report`'s parse time per file.
 """
 
 from __future__ import annotations
