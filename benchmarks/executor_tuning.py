@@ -71,6 +71,11 @@ def bench_dag_files(layout: str) -> dict[str, str]:
     return {f"{dag_id}.py": BENCH_HEADER + body for dag_id, body in BENCH_DAG_BODIES.items()}
 
 
+def add_bench_dags(dags_folder: Path, layout: str) -> None:
+    for name, source in bench_dag_files(layout).items():
+        (dags_folder / name).write_text(source)
+
+
 # A workload is the DAGs triggered together and timed until the last one succeeds.
 WORKLOADS = {
     "bench_mapped": ("bench_mapped",),
@@ -336,8 +341,7 @@ def main() -> None:
     for executor in args.executors:
         scratch = Path(tempfile.mkdtemp(prefix=f"bench-{executor}-"))
         project = BakedProject(bake(scratch, **VARIANTS[executor]), VARIANTS[executor])
-        for name, source in bench_dag_files(args.dag_files).items():
-            (project.path / "dags" / name).write_text(source)
+        add_bench_dags(project.path / "dags", args.dag_files)
         stock_cfg = scratch / "stock.cfg"
         stock_cfg.write_text(f"[core]\nexecutor = {'CeleryExecutor' if executor == 'celery' else 'LocalExecutor'}\n")
         with postgres_server(tuple(configs)) as urls, redis_server() as broker:

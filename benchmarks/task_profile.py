@@ -33,7 +33,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TEMPLATE_DIR / "tests"))
 sys.path.insert(0, str(TEMPLATE_DIR / "benchmarks"))
 from airflow_stack import airflow_stack  # noqa: E402
-from executor_tuning import bench_dag_files  # noqa: E402
+from executor_tuning import add_bench_dags  # noqa: E402
 from helpers import VARIANTS, BakedProject, bake  # noqa: E402
 from services import postgres_server, redis_server  # noqa: E402
 
@@ -139,8 +139,7 @@ def main() -> None:
         sys.exit("task_profile.py needs py-spy: pip install py-spy (it is in requirements-dev.txt)")
     scratch = Path(tempfile.mkdtemp(prefix=f"profile-{args.executor}-"))
     project = BakedProject(bake(scratch, **VARIANTS[args.executor]), VARIANTS[args.executor])
-    for name, source in bench_dag_files(args.dag_files).items():
-        (project.path / "dags" / name).write_text(source)
+    add_bench_dags(project.path / "dags", args.dag_files)
     home = scratch / "home"
     home.mkdir()
     with postgres_server(("profile",)) as urls, redis_server() as broker:

@@ -28,14 +28,14 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from airflow_stack import LOCK_ERROR, MakeRun, lock_errors, make_run, make_run_that_must_refuse
 from helpers import TEMPLATE_DIR
-from services import CaptureServer, capture_server, free_port
+from services import CaptureServer, capture_server, free_port, poll
 
 pytestmark = pytest.mark.airflow
 
@@ -249,14 +249,6 @@ def task_in_execute(stack: MakeRun, dag_id: str, folder: Path) -> Iterator[InFli
         yield InFlight(run_id, release)
 
 
-def wait_to_read(read: Callable[[], str], text: str, timeout: float = 600) -> None:
-    """Wait until read() contains text. (The timeout only ends a hang; no result depends on it.)"""
-    deadline = time.monotonic() + timeout
-    while text not in read():
-        assert time.monotonic() < deadline, f"{text!r} did not appear in:\n{read()[-3000:]}"
-        time.sleep(0.2)
-
-
 def test_every_dag_succeeds_through_three_bursts(local_run, tmp_path_factory):
     dag_ids = wait_for_every_dag_file(local_run)
     runs = {}
@@ -388,7 +380,12 @@ def restart(local_run, tmp_path_factory):
                 local_run.press_ctrl_c()
                 # The task ends only once the scheduler has been told to stop, however long the
                 # box takes to get there: it must still finish and record its state.
-                wait_to_read(lambda: scheduler_log.read_text()[scheduler_before:], SCHEDULER_GOT_SIGTERM)
+                poll(
+                    lambda: SCHEDULER_GOT_SIGTERM in scheduler_log.read_text()[scheduler_before:],
+                    f"{SCHEDULER_GOT_SIGTERM!r} in {scheduler_log}",
+                    timeout=600,  # only ends a hang: no result depends on it
+                    interval=0.2,
+                )
                 task.release.touch()
                 local_run.process.wait(timeout=600)
                 left = local_run.wait_until_gone()
@@ -434,7 +431,12 @@ def test_ctrl_c_twice_stops_at_once_and_leaves_no_process(local_run, tmp_path):
     with task_in_execute(local_run, "long_task_probe", tmp_path):
         before_ctrl_c = len(local_run.said())
         local_run.press_ctrl_c()
-        wait_to_read(lambda: local_run.said()[before_ctrl_c:], "Ctrl-C again stops at once")
+        poll(
+            lambda: "Ctrl-C again stops at once" in local_run.said()[before_ctrl_c:],
+            "make run's second-Ctrl-C hint",
+            timeout=600,
+            interval=0.2,
+        )
         local_run.interrupt()
         assert local_run.wait_until_gone() == [], "processes outlived Ctrl-C"
         said = local_run.said()[before_ctrl_c:]
