@@ -16,6 +16,7 @@ from xdist.scheduler import LoadGroupScheduling
 TIERS = {
     "test_render.py": "fast",
     "test_render_shortcuts.py": "fast",
+    "test_template_cache.py": "fast",
     "test_hooks.py": "fast",
     "test_options.py": "fast",
     "test_services.py": "fast",
