@@ -177,7 +177,9 @@ class PlainTextShortcut(Extension):
         env = self.environment
         if env.autoescape or env.finalize is not None or env.is_async:
             return False  # the shared code was compiled without these
+        # End strings too: alone they are text to Jinja, but AnswerGuard refuses them in an answer.
         markers = [env.block_start_string, env.variable_start_string, env.comment_start_string]
+        markers += [env.block_end_string, env.variable_end_string, env.comment_end_string]
         markers += [prefix for prefix in (env.line_statement_prefix, env.line_comment_prefix) if prefix]
         # Newlines are where Jinja's newline_sequence and keep_trailing_newline change text.
         markers += ["\n", "\r"]
