@@ -10,7 +10,7 @@ milliseconds; the row "local, no hooks" shows what the two hook interpreters cos
 
 This tree is baked twice in each turn: first with the compiled-template cache emptied (a user's
 first bake of this template version), then from the cache that bake wrote (every later bake;
-local_extensions.CompiledTemplateCache). The cache lives in a temp directory of the script's
+compile_less.CompiledTemplateCache). The cache lives in a temp directory of the script's
 own, so the user's is neither read nor touched.
 
 Bound rows show what any change to the template's files can win. Each is a copy of this tree in
@@ -47,8 +47,9 @@ def bake_ms(template: Path, overrides: dict, hooks: bool = True, cache: str = "w
     """One bake's wall time; cache="cold" empties the compiled-template cache before it."""
     if cache == "cold":
         shutil.rmtree(Path(tempfile.gettempdir()) / f"_jinja2-cache-{os.getuid()}", ignore_errors=True)
-    # Both templates have a local_extensions module: import each bake's own, as a fresh process would.
-    sys.modules.pop("local_extensions", None)
+    # Import each template's own extension modules, as a fresh process would.
+    for module in ("local_extensions", "compile_less"):
+        sys.modules.pop(module, None)
     with tempfile.TemporaryDirectory() as output:
         start = time.perf_counter()
         cookiecutter(str(template), no_input=True, extra_context=overrides, output_dir=output, accept_hooks=hooks)

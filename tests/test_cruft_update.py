@@ -404,6 +404,38 @@ def test_same_line_edit_is_reported_as_a_conflict_that_keeps_both_versions(story
     assert cruft_state(project)["commit"] == story.commit_b
 
 
+def test_a_project_made_before_the_compile_extensions_updates_to_them(tmp_path):
+    # cruft bakes the project's old template version and then the new one in one process, so the
+    # second bake finds the first one's local_extensions in sys.modules: an extension that the
+    # new cookiecutter.json names must come from a module the old version did not have.
+    env = isolated_env(tmp_path)
+    template = tmp_path / "airflow-template"
+    shutil.copytree(TEMPLATE_DIR, template, ignore=NOT_TEMPLATE)
+    settings = json.loads((template / "cookiecutter.json").read_text())
+    before = [name for name in settings["_extensions"] if not name.startswith("compile_less.")]
+    assert before == ["local_extensions.AnswerGuard"], settings["_extensions"]
+    (template / "cookiecutter.json").write_text(json.dumps({**settings, "_extensions": before}, indent=2))
+    (template / "compile_less.py").unlink()
+    git(template, env, "init", "--quiet", "--initial-branch=main")
+    commit_before = commit_all(template, env, "Before compile_less.py")
+    shutil.copytree(TEMPLATE_DIR, template, ignore=NOT_TEMPLATE, dirs_exist_ok=True)
+    commit_all(template, env, "With compile_less.py")
+
+    projects = tmp_path / "projects"
+    run(
+        [CRUFT, "create", "--no-input", "--checkout", commit_before, "--output-dir", str(projects), str(template)],
+        tmp_path,
+        env,
+    )
+    project = projects / SLUG
+    git(project, env, "init", "--quiet", "--initial-branch=main")
+    commit_all(project, env, "Made with cruft create")
+
+    update = run([CRUFT, "update", "-y"], cwd=project, env=env, check=False)
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert run([CRUFT, "check"], cwd=project, env=env, check=False).returncode == 0
+
+
 def test_switching_the_executor_adds_and_removes_the_right_files(story, tmp_path):
     project = project_at(story, "HEAD", tmp_path)
     kubernetes_files = {

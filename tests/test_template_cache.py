@@ -1,9 +1,9 @@
 """A bake compiles less than cookiecutter would, and writes the same bytes.
 
-Compiled templates are kept between bakes (local_extensions.CompiledTemplateCache): a bake from
+Compiled templates are kept between bakes (compile_less.CompiledTemplateCache): a bake from
 the cache writes the bytes a bake that compiles writes, every clone of the template shares it, an
 edited file is compiled afresh, and a cache that cannot be used never stops a bake. Paths and
-prompts that hold no Jinja are not compiled at all (local_extensions.PlainTextShortcut)."""
+prompts that hold no Jinja are not compiled at all (compile_less.PlainTextShortcut)."""
 
 from __future__ import annotations
 
@@ -157,10 +157,10 @@ def test_paths_and_prompts_without_jinja_are_not_compiled_and_bake_the_same_byte
     variant, temp_dir, compiles, tmp_path
 ):
     settings = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
-    assert "local_extensions.PlainTextShortcut" in settings["_extensions"]
+    assert "compile_less.PlainTextShortcut" in settings["_extensions"]
     without = clone(
         tmp_path / "without-shortcut",
-        extensions=[name for name in settings["_extensions"] if name != "local_extensions.PlainTextShortcut"],
+        extensions=[name for name in settings["_extensions"] if name != "compile_less.PlainTextShortcut"],
     )
     compiling_each = bake_tree(tmp_path / "compiling-each", template=without, **VARIANTS[variant])
     strings_compiled_each = compiles.count(None)
