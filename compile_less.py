@@ -23,6 +23,9 @@ import jinja2
 from jinja2.bccache import Bucket, FileSystemBytecodeCache
 from jinja2.ext import Extension
 
+# This module's own code is part of every cache key: a change to it may change compiled code.
+MODULE_DIGEST = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()
+
 
 class CompiledTemplateCache(Extension):
     """Reuse each file's compiled template from an earlier bake instead of compiling it again.
@@ -84,7 +87,7 @@ class TemplateBytecodeCache(FileSystemBytecodeCache):
             env.is_async,
             repr(env.autoescape),
             sorted(env.extensions),
-            hashlib.sha1(Path(__file__).read_bytes()).hexdigest(),
+            MODULE_DIGEST,
         )
         return hashlib.sha1(repr(settings).encode()).hexdigest()
 

@@ -26,6 +26,10 @@ PROBES = TEMPLATE_DIR / "tests" / "probes"
 OPTIONS = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
 PUBLIC_OPTIONS = {name for name in OPTIONS if not name.startswith("_")}
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+# Git-ignored files the post-gen hook writes with fresh secrets: two bakes never match there.
+SECRET_FILES = {".env", ".env.auth"}
+# What a copy of the template leaves out, as a git clone of it would.
+NOT_TEMPLATE = shutil.ignore_patterns(".git", ".cache", ".demo", ".pytest_cache", ".ruff_cache", "__pycache__")
 
 # Every process the tests and benchmarks start keeps the bytecode of what it imports, in one folder
 # away from the baked projects (whose files the tests list) and the venvs. Where

@@ -21,18 +21,24 @@ from pathlib import Path
 import pytest
 import yaml
 from git_server import GitServer, git_http_server
-from helpers import TEMPLATE_DIR, TOOLS_BIN, BakedProject, airflow_env, project_venv, run
+from helpers import (
+    NOT_TEMPLATE,
+    SECRET_FILES,
+    TEMPLATE_DIR,
+    TOOLS_BIN,
+    BakedProject,
+    airflow_env,
+    project_venv,
+    run,
+)
 
 CRUFT = str(TOOLS_BIN / "cruft")
 COOKIECUTTER = str(TOOLS_BIN / "cookiecutter")
-NOT_TEMPLATE = shutil.ignore_patterns(".git", ".cache", ".demo", ".pytest_cache", ".ruff_cache", "__pycache__")
 SLUG = "data_platform_airflow"
 TEMPLATE_PROJECT = "{{cookiecutter.project_slug}}"
 OVERRIDES = "config/airflow.overrides.env"
 RUNS_PER_DAG = re.compile(r"^max_active_runs_per_dag = (\d+)$", re.M)
 WORKFLOW = ".github/workflows/template-update.yml"
-# Git-ignored, with fresh secrets on every bake: never part of what a project tracks.
-SECRET_FILES = {".env", ".env.auth"}
 CONFLICT = re.compile(r"^<<<<<<< ours\n(.*?)^=======\n(.*?)^>>>>>>> theirs\n", re.M | re.S)
 
 

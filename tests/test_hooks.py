@@ -11,7 +11,7 @@ import shutil
 import tomllib
 
 import pytest
-from helpers import OPTIONS, TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, run
+from helpers import NOT_TEMPLATE, OPTIONS, TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, run
 
 
 def load_hook(name: str):
@@ -225,7 +225,7 @@ def test_cruft_update_refuses_template_syntax_from_cruft_json(tmp_path):
     # extension in local_extensions.py must stop the answer before it runs.
     env = {**os.environ, "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
     template = tmp_path / "template"
-    shutil.copytree(TEMPLATE_DIR, template, ignore=shutil.ignore_patterns(".git", ".cache", ".demo", "__pycache__"))
+    shutil.copytree(TEMPLATE_DIR, template, ignore=NOT_TEMPLATE)
     for args in (
         ["init", "--quiet"],
         ["add", "--all"],

@@ -11,7 +11,7 @@ import tomllib
 
 import pytest
 import yaml
-from helpers import TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, read_env_file, run
+from helpers import SECRET_FILES, TEMPLATE_DIR, TOOLS_BIN, VARIANTS, BakedProject, bake, read_env_file, run
 
 ALL_VARIANTS = pytest.mark.parametrize("variant", sorted(VARIANTS))
 EXECUTOR_VARIANTS = pytest.mark.parametrize("variant", ["local", "celery", "kubernetes", "hybrid"])
@@ -220,8 +220,6 @@ EXECUTORS = {
 # Cookiecutter syntax that must never survive rendering. Airflow's own `{{ ds }}` may.
 LEFTOVER_MARKERS = ("cookiecutter.", "{%-", "-%}", "{% endif", "{% raw", "{% endraw")
 SECRET_NAMES = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY")
-# Git-ignored files the post-gen hook writes with fresh secrets.
-SECRET_FILES = {".env", ".env.auth"}
 AUTH_CLASSES = {
     "fab": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
     "keycloak": "airflow.providers.keycloak.auth_manager.keycloak_auth_manager.KeycloakAuthManager",

@@ -15,11 +15,8 @@ from pathlib import Path
 import jinja2
 import pytest
 from cookiecutter.main import cookiecutter
-from helpers import TEMPLATE_DIR, VARIANTS, check_overrides
+from helpers import NOT_TEMPLATE, SECRET_FILES, TEMPLATE_DIR, VARIANTS, check_overrides
 from jinja2.bccache import bc_magic
-
-# The post-gen hook writes fresh secrets into these, so two bakes never match there.
-FRESH_SECRETS = {".env", ".env.auth"}
 
 
 @pytest.fixture
@@ -63,7 +60,7 @@ def tree(project: Path) -> dict[str, bytes]:
     return {
         path.relative_to(project).as_posix(): path.read_bytes()
         for path in sorted(project.rglob("*"))
-        if path.is_file() and path.name not in FRESH_SECRETS
+        if path.is_file() and path.name not in SECRET_FILES
     }
 
 
@@ -74,7 +71,7 @@ def bake_tree(output_dir: Path, template: Path = TEMPLATE_DIR, **overrides) -> d
 
 def clone(destination: Path, extensions: list[str] | None = None, **jinja_settings) -> Path:
     """A copy of the template, as cruft clones it, with other `_extensions` or Jinja settings if given."""
-    shutil.copytree(TEMPLATE_DIR, destination, ignore=shutil.ignore_patterns(".git", ".cache", "__pycache__"))
+    shutil.copytree(TEMPLATE_DIR, destination, ignore=NOT_TEMPLATE)
     settings_file = destination / "cookiecutter.json"
     settings = json.loads(settings_file.read_text())
     if extensions is not None:
